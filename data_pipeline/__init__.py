@@ -1,0 +1,1 @@
+"""Offline dataset builders and readers (may use RDKit, pandas and tblite; no TensorFlow)."""

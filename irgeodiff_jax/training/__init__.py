@@ -1,0 +1,1 @@
+"""irgeodiff_jax.training."""
