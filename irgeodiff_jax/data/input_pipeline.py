@@ -1,0 +1,286 @@
+"""Fixed-shape, deterministic, resumable, host-sliced batches of molecules (grain over a source).
+
+Batching scheme (the same on every host, so all hosts agree on shapes at every step):
+
+* Epoch ``e`` visits the split in the order ``default_rng([seed, e]).permutation(len)``
+  (identity order when ``shuffle=False``).
+* Each molecule goes to the smallest size bucket N >= its atom count (one bucket, ``max_atoms``,
+  when ``data.buckets`` is empty). Walking the epoch order, a *global* batch of
+  ``batch_size * process_count`` molecules is emitted whenever a bucket fills, so a batch holds
+  molecules of one bucket only and is padded to that bucket's N.
+* Host ``p`` of ``P`` takes rows ``p::P`` of every global batch: hosts read disjoint slices, and a
+  local batch has ``batch_size`` rows.
+* At the end of an epoch the part-filled buckets are dropped (``drop_remainder=True``) or emitted
+  as final batches padded with empty rows (``id == -1``, ``num_atoms == 0``, no atoms).
+
+The number of batches per epoch is the same in every epoch, so batch ``k`` of the stream is batch
+``k % batches_per_epoch`` of epoch ``k // batches_per_epoch``; the iterator state is just ``k``
+(plus settings that must not change across a restore) and is JSON-serialisable.
+
+``batch_size`` is the per-host (local) batch size; the global batch is
+``batch_size * process_count``.
+"""
+
+import grain
+import numpy as np
+
+from irgeodiff_jax.data import features, sources, types
+
+STATE_VERSION = 1
+
+
+def bucket_sizes(buckets, max_atoms: int) -> tuple[int, ...]:
+    """Sorted padded sizes: ``buckets`` (may be empty) plus ``max_atoms`` as the largest."""
+    sizes = sorted({int(b) for b in (buckets or ())} | {int(max_atoms)})
+    if sizes[0] < 1 or sizes[-1] > max_atoms:
+        raise ValueError(f"buckets {tuple(buckets)} must lie in [1, max_atoms={max_atoms}]")
+    return tuple(sizes)
+
+
+def assign_buckets(num_atoms, sizes, id_of) -> np.ndarray:
+    """Index of the smallest bucket that holds each molecule, [len] int32.
+
+    Args:
+        num_atoms: [len] atom counts.
+        sizes: sorted bucket sizes.
+        id_of: callable index -> molecule id (for the error message).
+    """
+    n = np.asarray(num_atoms)
+    bucket = np.searchsorted(np.asarray(sizes), n, side="left")
+    if np.any(bucket >= len(sizes)):
+        i = int(np.argmax(bucket >= len(sizes)))
+        raise features.ExampleError(
+            f"molecule {id_of(i)}: has {int(n[i])} atoms, more than max_atoms={sizes[-1]}"
+        )
+    return bucket.astype(np.int32)
+
+
+def epoch_order(length: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+    """Visiting order of the split in ``epoch``, [length] int64."""
+    if not shuffle:
+        return np.arange(length)
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(length)
+
+
+def global_batches(order, bucket_of, global_batch: int, drop_remainder: bool) -> list:
+    """Group an epoch's order into (bucket, [<= global_batch] indices) batches, in emit order."""
+    buffers: dict[int, list] = {}
+    out = []
+    for i in order:
+        b = int(bucket_of[i])
+        buf = buffers.setdefault(b, [])
+        buf.append(int(i))
+        if len(buf) == global_batch:
+            out.append((b, np.array(buf)))
+            buffers[b] = []
+    if not drop_remainder:
+        out.extend((b, np.array(buf)) for b, buf in sorted(buffers.items()) if buf)
+    return out
+
+
+def batches_per_epoch(bucket_of, num_buckets: int, global_batch: int, drop_remainder: bool) -> int:
+    """Number of global batches every epoch yields (independent of the order)."""
+    counts = np.bincount(np.asarray(bucket_of, np.int64), minlength=num_buckets)
+    full = int(np.sum(counts // global_batch))
+    return full if drop_remainder else full + int(np.sum(counts % global_batch > 0))
+
+
+class _BatchMaker:
+    """Maps a stream position k to the host's local batch (pure given the constructor args)."""
+
+    def __init__(
+        self,
+        source,
+        *,
+        sizes,
+        bucket_of,
+        featurize_kw,
+        seed,
+        shuffle,
+        global_batch,
+        drop_remainder,
+        process_index,
+        process_count,
+    ):
+        self.source, self.sizes, self.bucket_of = source, sizes, bucket_of
+        self.featurize_kw, self.seed, self.shuffle = featurize_kw, seed, shuffle
+        self.global_batch, self.drop_remainder = global_batch, drop_remainder
+        self.process_index, self.process_count = process_index, process_count
+        self.per_epoch = batches_per_epoch(bucket_of, len(sizes), global_batch, drop_remainder)
+        self._plans: dict[int, list] = {}
+
+    def plan(self, epoch: int) -> list:
+        """The global batches of ``epoch`` (the last two epochs' plans are cached)."""
+        plans = self._plans  # grain threads may call this concurrently: never mutate in place
+        if epoch not in plans:
+            order = epoch_order(len(self.source), self.seed, epoch, self.shuffle)
+            plan = global_batches(order, self.bucket_of, self.global_batch, self.drop_remainder)
+            self._plans = {e: p for e, p in plans.items() if e == epoch - 1} | {epoch: plan}
+            return plan
+        return plans[epoch]
+
+    def __call__(self, k: int, _unused=None) -> types.Batch:
+        bucket, indices = self.plan(k // self.per_epoch)[k % self.per_epoch]
+        local = indices[self.process_index :: self.process_count]
+        n = self.sizes[bucket]
+        rows = [
+            features.featurize(self.source[int(i)], max_atoms=n, **self.featurize_kw) for i in local
+        ]
+        local_batch = self.global_batch // self.process_count
+        if len(rows) < local_batch:
+            rows += [self._empty_row(n)] * (local_batch - len(rows))
+        return features.collate(rows)
+
+    def _empty_row(self, n: int) -> dict:
+        first = self.source[0]
+        return features.empty_row(
+            n,
+            spectrum_points=len(first["spectrum"]),
+            formula_len=len(first["formula_tokens"]),
+            num_fg=len(first["fg_labels"]),
+        )
+
+
+class BatchIterator:
+    """Iterator over `types.Batch` with a JSON-serialisable, exactly restorable state."""
+
+    def __init__(self, maker: _BatchMaker, num_epochs, read_options, settings: dict):
+        self._maker = maker
+        self._settings = settings
+        self.batches_per_epoch = maker.per_epoch
+        ds = grain.MapDataset.range(maker.per_epoch).repeat(num_epochs).map_with_index(maker)
+        self._iter = iter(ds.to_iter_dataset(read_options))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> types.Batch:
+        return next(self._iter)
+
+    def get_state(self) -> dict:
+        """``{"version", "next_batch", <settings>}``: plain ints/strings (JSON-serialisable)."""
+        return {
+            "version": STATE_VERSION,
+            "next_batch": int(self._iter.get_state()["next_index"]),
+            **self._settings,
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Resume so that the next batch is the one that followed when ``state`` was taken."""
+        changed = {k: (state.get(k), v) for k, v in self._settings.items() if state.get(k) != v}
+        if state.get("version") != STATE_VERSION or changed:
+            raise ValueError(f"iterator state does not match this pipeline: {changed or state}")
+        self._iter.set_state({"next_index": int(state["next_batch"])})
+
+
+def batch_iterator(
+    source,
+    *,
+    batch_size: int,
+    seed: int,
+    max_atoms: int,
+    buckets=(),
+    vocab=features.ATOM_VOCABULARIES["qm9s"],
+    levels: int = features.TOKEN_LEVELS,
+    formula_len: int | None = None,
+    num_fg: int | None = None,
+    process_index: int = 0,
+    process_count: int = 1,
+    shuffle: bool = True,
+    drop_remainder: bool = True,
+    num_epochs: int | None = None,
+    num_threads: int = 0,
+    prefetch: int = 4,
+) -> BatchIterator:
+    """`BatchIterator` over any random-access source of schema-v1 examples.
+
+    Args:
+        source: ``len()``, ``[i] -> dict`` and ``num_atoms()`` (see `sources`).
+        batch_size: local (per-host) batch size B.
+        seed: shuffle seed; the same seed gives the same batches.
+        max_atoms: largest padded size N.
+        buckets: extra padded sizes (e.g. ``(12, 18)``); empty for a single size.
+        vocab: atomic numbers in type-index order.
+        num_epochs: None for an endless stream.
+        num_threads: grain prefetch threads (0 reads in the calling thread).
+    """
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index={process_index} not in [0, {process_count})")
+    if batch_size < 1 or len(source) == 0:
+        raise ValueError(f"need batch_size >= 1 and a non-empty source ({source!r})")
+    sizes = bucket_sizes(buckets, max_atoms)
+    if len(sizes) > 1:
+        bucket_of = assign_buckets(source.num_atoms(), sizes, lambda i: int(source[i]["id"]))
+    else:
+        bucket_of = np.zeros(len(source), np.int32)  # atom counts are checked per example
+    featurize_kw = {
+        "vocab": tuple(vocab),
+        "levels": levels,
+        "formula_len": formula_len,
+        "num_fg": num_fg,
+    }
+    maker = _BatchMaker(
+        source,
+        sizes=sizes,
+        bucket_of=bucket_of,
+        featurize_kw=featurize_kw,
+        seed=seed,
+        shuffle=shuffle,
+        global_batch=batch_size * process_count,
+        drop_remainder=drop_remainder,
+        process_index=process_index,
+        process_count=process_count,
+    )
+    if maker.per_epoch == 0:
+        raise ValueError(
+            f"{source!r} has {len(source)} examples: no full global batch of "
+            f"{batch_size * process_count} (use drop_remainder=False or a smaller batch)"
+        )
+    settings = {
+        "source": repr(source),
+        "seed": int(seed),
+        "batch_size": int(batch_size),
+        "process_index": int(process_index),
+        "process_count": int(process_count),
+        "buckets": list(sizes),
+        "shuffle": bool(shuffle),
+    }
+    read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+    return BatchIterator(maker, num_epochs, read_options, settings)
+
+
+def make_batch_iterator(
+    data_config,
+    split: str,
+    *,
+    batch_size: int,
+    seed: int,
+    process_index: int = 0,
+    process_count: int = 1,
+    shuffle: bool = True,
+    drop_remainder: bool = True,
+    num_epochs: int | None = None,
+) -> BatchIterator:
+    """Batches of ``split`` from the source ``data_config`` selects (`sources.get_source`).
+
+    Reads ``data_config.max_atoms`` (29), ``buckets`` (()), ``atom_vocabulary`` ("qm9s"),
+    ``spectrum_levels`` (100), ``formula_len`` (16), ``num_threads`` (0) and the source keys.
+    Pass ``process_index=jax.process_index(), process_count=jax.process_count()`` on multi-host.
+    """
+    source = sources.get_source(data_config, split)
+    return batch_iterator(
+        source,
+        batch_size=batch_size,
+        seed=seed,
+        max_atoms=int(data_config.get("max_atoms", 29)),
+        buckets=tuple(data_config.get("buckets", ()) or ()),
+        vocab=features.vocabulary(data_config.get("atom_vocabulary", "qm9s")),
+        levels=int(data_config.get("spectrum_levels", features.TOKEN_LEVELS)),
+        formula_len=int(data_config.get("formula_len", 16)),
+        process_index=process_index,
+        process_count=process_count,
+        shuffle=shuffle,
+        drop_remainder=drop_remainder,
+        num_epochs=num_epochs,
+        num_threads=int(data_config.get("num_threads", 0)),
+    )
