@@ -1,0 +1,208 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from rdkit import Chem
+
+from irgeodiff_jax import evaluate
+from irgeodiff_jax.chem import spectra, worker, xtb
+from irgeodiff_jax.evaluation import samples_format as sf
+from tests.evaluation import (
+    METHANE,
+    WATER,
+    chunk_arrays,
+    dimethyl_ether_entry,
+    ethanol_entry,
+    qm9,
+    run_info,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _two_chunk_dir(path, k=4):
+    writer = sf.SamplesWriter(str(path), run_info(k))
+    writer.write_chunk(**chunk_arrays([ethanol_entry(101)], pad_to=12))
+    writer.write_chunk(**chunk_arrays([dimethyl_ether_entry(102, k)], pad_to=9))
+    return str(path)
+
+
+def test_samples_format_round_trip_and_sdf(tmp_path):
+    d = _two_chunk_dir(tmp_path / "s")
+    manifest = sf.read_manifest(d)
+    assert manifest["chunks"] == ["chunk-00000.npz", "chunk-00001.npz"]
+    assert manifest["samples_per_spectrum"] == 4 and manifest["spectrum_grid"] == [
+        500.0,
+        4000.0,
+        3200,
+    ]
+    assert sf.completed_ids(d) == {101, 102}
+    records = list(sf.read_samples(d))
+    assert [r.id for r in records] == [101, 102]
+    eth = records[0]
+    assert eth.positions.shape == (4, 9, 3) and eth.reference_smiles == qm9(14).smiles
+    np.testing.assert_array_equal(eth.atomic_numbers, qm9(14).atomic_numbers)
+    np.testing.assert_allclose(eth.positions[1], qm9(14).positions_angstrom, atol=1e-5)
+    assert eth.spectrum.shape == (3200,)
+    assert [r.id for r in sf.read_samples(d, skip_ids=[101])] == [102]
+    mols = list(Chem.SDMolSupplier(sf.sdf_path(d, 101), removeHs=False, sanitize=False))
+    assert len(mols) == 4 and all(m.GetNumAtoms() == 9 for m in mols)
+    assert [m.GetProp("bonds_assigned") for m in mols] == ["1", "1", "1", "0"]
+    assert mols[1].GetNumBonds() == 8 and mols[3].GetNumBonds() == 0
+
+
+def test_writer_resume_rejects_duplicates_and_mismatch_and_ignores_orphans(tmp_path):
+    d = _two_chunk_dir(tmp_path / "s")
+    with pytest.raises(sf.SamplesFormatError, match="samples_per_spectrum"):
+        sf.SamplesWriter(d, run_info(5))
+    writer = sf.SamplesWriter(d, run_info(4))
+    assert writer.completed_ids == {101, 102}
+    with pytest.raises(sf.SamplesFormatError, match="already written"):
+        writer.write_chunk(**chunk_arrays([ethanol_entry(101)], pad_to=9))
+    # a run killed after writing chunk 2 but before the manifest: the reader ignores it ...
+    orphan = os.path.join(d, sf.CHUNK_DIR, "chunk-00002.npz")
+    with open(orphan, "wb") as f:
+        f.write(b"partial")
+    assert sf.completed_ids(d) == {101, 102}
+    # ... and the resumed writer overwrites it
+    assert writer.write_chunk(**chunk_arrays([ethanol_entry(103)], pad_to=9)) == "chunk-00002.npz"
+    assert sf.completed_ids(d) == {101, 102, 103}
+    bad = chunk_arrays([ethanol_entry(104)], pad_to=9)
+    bad["positions"] = bad["positions"][:, :3]
+    with pytest.raises(sf.SamplesFormatError, match="positions has shape"):
+        writer.write_chunk(**bad)
+    with pytest.raises(sf.SamplesFormatError, match="not a samples directory"):
+        sf.read_manifest(str(tmp_path))
+
+
+def _attention(n, layers=2, patches=50, formula=6):
+    rng = np.random.default_rng(0)
+    atom = rng.random((layers, n, patches + formula))
+    return sf.AttentionMaps(
+        atom / atom.sum(-1, keepdims=True),
+        atom.max(1),
+        qm9(14).atomic_numbers,
+        patches,
+        64,
+        sample_index=1,
+    )
+
+
+def _expected_reports(out, oracle):
+    names = {
+        "metrics.json",
+        "per_spectrum.csv",
+        "per_sample.jsonl",
+        "spectra_overlay.png",
+        "mol_acc_vs_k.png",
+    }
+    if oracle:
+        names.add("simg_sis_hist.png")
+    return names <= set(os.listdir(out))
+
+
+def test_evaluate_without_oracle_and_incremental_rerun(tmp_path):
+    d = str(tmp_path / "s")
+    writer = sf.SamplesWriter(d, run_info(4))
+    writer.write_chunk(
+        **chunk_arrays([ethanol_entry(101)], pad_to=9), attention={101: _attention(9)}
+    )
+    out = str(tmp_path / "eval")
+    m = evaluate.run_evaluation(d, out, workers=1, timeout_s=60, ks=(1, 2, 4, 50))
+    assert _expected_reports(out, oracle=False) and os.path.exists(f"{out}/attention_101.png")
+    assert m["num_spectra"] == 1 and m["mol_acc_at_k"] == {"1": 0.0, "2": 1.0, "4": 1.0}
+    assert m["validity"] == 0.5 and m["stability"] == 0.5 and m["failures"] == 0
+    # sampling continues: a new chunk appears; the re-run scores only its 4 samples
+    writer.write_chunk(**chunk_arrays([dimethyl_ether_entry(102)], pad_to=9))
+    m = evaluate.run_evaluation(d, out, workers=1, timeout_s=60, ks=(1, 2, 4, 50))
+    with open(f"{out}/per_sample.jsonl") as f:
+        assert len(f.readlines()) == 8
+    assert m["num_spectra"] == 2 and m["mol_acc"] == 0.5
+    with open(f"{out}/metrics.json") as f:
+        assert json.load(f)["mol_acc"] == 0.5
+    with open(f"{out}/per_spectrum.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == ["101", "102"] and rows[1]["num_matched"] == "0"
+    assert rows[0]["first_match_index"] == "1"
+
+
+def test_evaluate_marks_crashed_and_timed_out_samples(tmp_path, monkeypatch):
+    d = _two_chunk_dir(tmp_path / "s")
+    monkeypatch.setenv(worker.FAULT_ENV, "crash:101:1;sleep:102:0")
+    out = str(tmp_path / "eval")
+    m = evaluate.run_evaluation(d, out, workers=2, timeout_s=3.0, ks=(1, 4))
+    assert m["failures"] == 2 and m["num_spectra"] == 2
+    results = evaluate.load_results(f"{out}/per_sample.jsonl")
+    assert "died (exit code 3)" in results[(101, 1)]["reason"]
+    assert results[(102, 0)]["reason"].startswith("timeout")
+    assert results[(101, 0)]["status"] == "ok" and results[(101, 2)]["status"] == "ok"
+    assert m["mol_acc"] == 0.0  # the only matching sample (101/1) crashed
+
+
+def test_cli_end_to_end_without_oracle(tmp_path):
+    d = _two_chunk_dir(tmp_path / "s")
+    out = str(tmp_path / "eval")
+    cmd = [
+        sys.executable,
+        "-m",
+        "irgeodiff_jax.evaluate",
+        f"--samples={d}",
+        f"--out={out}",
+        "--oracle=none",
+        "--workers=1",
+        "--timeout_s=60",
+        "--ks=1,5,10,20,30,40,50",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "mol_acc" in proc.stdout and _expected_reports(out, oracle=False)
+    with open(f"{out}/metrics.json") as f:
+        m = json.load(f)
+    for key in ("validity", "stability", "connectivity", "sim_g", "max_sim_g", "mol_acc"):
+        assert 0.0 <= m[key] <= 1.0, key
+    assert m["mol_acc_at_k"] == {"1": 0.0} and m["samples_per_spectrum"] == 4
+    bad = subprocess.run(
+        [sys.executable, "-m", "irgeodiff_jax.evaluate", f"--samples={tmp_path}", f"--out={out}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "not a samples directory" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def _xtb_spectrum(index):
+    mol = qm9(index)
+    ir = xtb.ir_spectrum(mol.atomic_numbers, mol.positions_angstrom)
+    y = spectra.broaden(
+        ir.frequencies_cm1, ir.intensities_km_mol, spectra.grid(*spectra.MODEL_GRID)
+    )
+    return (y / y.max()).astype(np.float32)
+
+
+def test_evaluate_with_xtb_oracle_on_water_and_methane(tmp_path):
+    water, methane = qm9(WATER), qm9(METHANE)
+    bent = water.positions_angstrom.copy()
+    bent[1] += 0.05  # a slightly distorted water: same molecule after re-optimisation
+    far = methane.positions_angstrom.copy()
+    far[4] += 6.0  # methyl radical + H: unstable, no oracle
+    entries = [
+        (1, WATER, np.stack([bent, water.positions_angstrom]), _xtb_spectrum(WATER)),
+        (2, METHANE, np.stack([far, methane.positions_angstrom]), _xtb_spectrum(METHANE)),
+    ]
+    d = str(tmp_path / "s")
+    sf.SamplesWriter(d, run_info(2)).write_chunk(**chunk_arrays(entries, pad_to=5))
+    out = str(tmp_path / "eval")
+    m = evaluate.run_evaluation(d, out, oracle="xtb", workers=1, timeout_s=120, ks=(1, 2))
+    assert _expected_reports(out, oracle=True)
+    assert m["oracle_spectra"] == 2 and m["oracle_samples"] == 3 and m["identity_kept"] == 1.0
+    assert m["num_sis_samples"] == 3 and m["sis"] > 0.95 and m["max_sis"] > 0.99
+    assert 0.0 < m["sis_star"] <= 1.0
+    # methane's first sample is the radical: re-ranking by SIS puts the exact one first
+    assert m["unranked_top1"] == 0.5 and m["reranked_top1"] == 1.0
+    assert m["acc_top1"] == 0.5 and m["mol_acc"] == 1.0 and m["stability"] == 0.75
