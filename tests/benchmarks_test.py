@@ -1,0 +1,99 @@
+"""Smoke tests of the speed benchmarks at their smallest sizes: JSON keys and numerical agreement
+of the compared implementations (no timing assertions: speed is measured, not tested)."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from benchmarks import edge_stream, egnn_kernel, timing
+from irgeodiff_jax.models import egnn
+
+TIMING_KEYS = {"median_s", "min_s", "max_s", "repeats"}
+
+
+def _assert_timings(times: dict, names: set[str]) -> None:
+    assert set(times) == names
+    for t in times.values():
+        assert set(t) == TIMING_KEYS
+        assert 0 < t["min_s"] <= t["median_s"] <= t["max_s"]
+        assert t["repeats"] == 1
+
+
+def test_egnn_kernel_smallest_run_agrees_and_reports(capsys):
+    result = egnn_kernel.main(
+        ["--batch", "2", "--atoms", "5", "--hidden", "8", "--layers", "1", "--repeats", "1"]
+    )
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(result))
+    assert set(result) == {"config", "forward", "forward_backward", "machine"}
+    for mode in ("forward", "forward_backward"):
+        part = result[mode]
+        assert set(part) == {
+            "time",
+            "ratio_naive_over_dense",
+            "ratio_sparse_over_dense",
+            "max_abs_diff",
+            "xla_gflops",
+        }
+        _assert_timings(part["time"], {"dense", "naive", "sparse"})
+        assert part["max_abs_diff"]["naive_vs_dense"] < 1e-4
+        assert part["max_abs_diff"]["sparse_vs_dense"] < 1e-4
+        # The naive kernel multiplies the full [B, N, N, 2H + E] concatenation: more FLOPs.
+        assert part["xla_gflops"]["naive"] > part["xla_gflops"]["dense"]
+    assert len(result["machine"]["load_average"]) == 3
+
+
+def test_naive_block_matches_dense_kernel_on_random_inputs():
+    h, x, mask, a = egnn_kernel.make_inputs(batch=3, atoms=6, seed=4)
+    model = egnn.EGNN(hidden_dim=8, num_layers=2, out_dim=None)
+    params = timing.initialise(lambda k: model.init(k, h, x, mask, a)["params"], jax.random.key(1))
+    dense = egnn_kernel.implementations(8, 2)["dense"](params, h, x, mask, a)
+    naive = egnn_kernel.naive_egnn(params, h, x, mask, a)
+    assert timing.max_abs_diff(naive, dense) < 1e-5
+    # Padded atoms stay zero in both.
+    assert float(jnp.max(jnp.abs(naive[1] * (1 - mask[..., None])))) == 0.0
+
+
+def test_edge_stream_smallest_run_agrees_and_reports(capsys):
+    result = edge_stream.main(
+        ["--batch", "2", "--atoms", "4", "--size", "tiny", "--width", "full"]
+        + ["--steps", "2", "--repeats", "1"]
+    )
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(result))
+    assert set(result) == {"config", "edge_pairs", "prepare_reuse", "machine"}
+    pairs = result["edge_pairs"]
+    _assert_timings(pairs["time"], {"unordered", "ordered"})
+    assert pairs["max_abs_diff"] < 1e-5
+    assert pairs["max_abs_eps"] > 0
+    assert pairs["xla_gflops"]["ordered"] > pairs["xla_gflops"]["unordered"]
+    reuse = result["prepare_reuse"]
+    _assert_timings(reuse["time"], {"reuse", "recompute"})
+    assert reuse["steps"] == 2
+    assert reuse["max_abs_diff"] < 1e-5
+    assert reuse["xla_gflops_one_prepare"] > 0
+    carried = reuse["kv_tensors_carried_into_scan_body"]
+    assert set(carried) == {"reuse", "recompute"}
+    # With prepare hoisted by hand, every K/V tensor enters the loop from outside.
+    assert carried["reuse"] == reuse["kv_tensors_expected"]
+
+
+@pytest.mark.parametrize(
+    "main, argv",
+    [
+        (egnn_kernel.main, ["--atoms", "1"]),
+        (egnn_kernel.main, ["--repeats", "0"]),
+        (edge_stream.main, ["--steps", "0"]),
+        (edge_stream.main, ["--width", "quarter"]),
+    ],
+)
+def test_bad_arguments_exit_with_usage_error(main, argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_time_interleaved_rejects_zero_repeats():
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        timing.time_interleaved({"noop": lambda: 0}, repeats=0)
