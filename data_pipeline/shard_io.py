@@ -1,0 +1,187 @@
+"""Shard files of the QM9-IR builder: deterministic npz writing, atomic commits, reading.
+
+A shard ``shard-{j:05d}.npz`` holds chunk j of the selection. Ragged per-molecule arrays are
+concatenated with offsets (``atom_offsets`` [k+1], ``mode_offsets`` [k+1]). Arrays:
+  chunk_ids [m] int64: the QM9 indices of the chunk (successes and failures), in selection order
+  ids [k] int64, smiles [k] str, energy_hartree [k] float64, num_imaginary [k] int32,
+  max_gradient [k] float64, atomic_numbers [A] int32, positions_angstrom [A, 3] float64,
+  frequencies_cm1 [M] float64, intensities_km_mol [M] float64,
+  failed_ids [f] int64, failed_reasons [f] str.
+The zip members carry a fixed timestamp, so equal arrays give byte-identical files.
+"""
+
+import glob
+import hashlib
+import json
+import os
+import re
+import zipfile
+
+import numpy as np
+
+SHARD_PATTERN = re.compile(r"shard-(\d{5})\.npz$")
+FAILURES = "failures.jsonl"
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+class ShardError(ValueError):
+    """A shard file is missing, corrupt, truncated or inconsistent."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def shard_path(out: str, j: int) -> str:
+    return os.path.join(out, f"shard-{j:05d}.npz")
+
+
+def list_shards(directory: str) -> dict[int, str]:
+    """``{chunk number: path}`` of the shard files in ``directory``."""
+    found = {}
+    for path in glob.glob(os.path.join(directory, "shard-*.npz")):
+        m = SHARD_PATTERN.search(os.path.basename(path))
+        if m:
+            found[int(m.group(1))] = path
+    return dict(sorted(found.items()))
+
+
+def _fsync_rename(tmp: str, path: str) -> None:
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_npz_deterministic(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Writes ``arrays`` as a compressed npz, atomically (temp file + rename), byte-reproducibly."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, value in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asarray(value), allow_pickle=False)
+    _fsync_rename(tmp, path)
+
+
+def load_npz(path: str) -> dict[str, np.ndarray]:
+    """All arrays of an npz; ShardError naming the file if it is corrupt or truncated."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise ShardError(f"{path}: file not found") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        reason = " ".join(str(e).split())
+        raise ShardError(f"{path}: corrupt or truncated npz ({reason})") from None
+
+
+def _strings(values) -> np.ndarray:
+    return np.asarray(list(values), dtype=str) if len(values) else np.zeros(0, dtype="<U1")
+
+
+def shard_arrays(rows: list[dict], smiles: list[str]) -> dict[str, np.ndarray]:
+    """Packs worker results (in chunk order) into the shard arrays."""
+    ok = [(r, s) for r, s in zip(rows, smiles, strict=True) if "error" not in r]
+    bad = [r for r in rows if "error" in r]
+    n_atoms = [len(r["positions"]) for r, _ in ok]
+    n_modes = [len(r["frequencies"]) for r, _ in ok]
+    cat = lambda key, dtype, shape: (  # noqa: E731
+        np.concatenate([np.asarray(r[key], dtype) for r, _ in ok]) if ok else np.zeros(shape, dtype)
+    )
+    return {
+        "chunk_ids": np.asarray([r["id"] for r in rows], dtype=np.int64),
+        "ids": np.asarray([r["id"] for r, _ in ok], dtype=np.int64),
+        "smiles": _strings([s for _, s in ok]),
+        "energy_hartree": np.asarray([r["energy"] for r, _ in ok], dtype=np.float64),
+        "num_imaginary": np.asarray([r["num_imaginary"] for r, _ in ok], dtype=np.int32),
+        "max_gradient": np.asarray([r["max_gradient"] for r, _ in ok], dtype=np.float64),
+        "atom_offsets": np.concatenate([[0], np.cumsum(n_atoms)]).astype(np.int64),
+        "atomic_numbers": cat("atomic_numbers", np.int32, (0,)),
+        "positions_angstrom": cat("positions", np.float64, (0, 3)),
+        "mode_offsets": np.concatenate([[0], np.cumsum(n_modes)]).astype(np.int64),
+        "frequencies_cm1": cat("frequencies", np.float64, (0,)),
+        "intensities_km_mol": cat("intensities", np.float64, (0,)),
+        "failed_ids": np.asarray([r["id"] for r in bad], dtype=np.int64),
+        "failed_reasons": _strings([r["error"] for r in bad]),
+    }
+
+
+def _append_lines(path: str, lines: list[str]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        for line in lines:  # one write per line: appends of a line are atomic
+            os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def _failure_lines(arrays: dict) -> list[str]:
+    return [
+        json.dumps({"id": int(i), "reason": str(r)})
+        for i, r in zip(arrays["failed_ids"], arrays["failed_reasons"], strict=True)
+    ]
+
+
+def write_shard(out: str, j: int, rows: list[dict], smiles: list[str]) -> None:
+    """Commits chunk ``j``: the shard (atomic rename), then its failures appended to the log."""
+    arrays = shard_arrays(rows, smiles)
+    write_npz_deterministic(shard_path(out, j), arrays)
+    _append_lines(os.path.join(out, FAILURES), _failure_lines(arrays))
+
+
+def shard_complete(out: str, j: int, expected_ids: np.ndarray) -> bool:
+    """True if shard ``j`` exists, reads back, and covers exactly ``expected_ids``."""
+    path = shard_path(out, j)
+    if not os.path.exists(path):
+        return False
+    try:
+        ids = load_npz(path)["chunk_ids"]
+    except (ShardError, KeyError):
+        return False
+    return bool(np.array_equal(ids, np.asarray(expected_ids, dtype=np.int64)))
+
+
+def rewrite_failures(out: str, chunks: list[int]) -> None:
+    """Regenerates ``failures.jsonl`` from the given complete shards (drops partial leftovers)."""
+    lines = []
+    for j in chunks:
+        lines += _failure_lines(load_npz(shard_path(out, j)))
+    write_text_atomic(os.path.join(out, FAILURES), "".join(f"{line}\n" for line in lines))
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    _fsync_rename(tmp, path)
+
+
+def write_json_atomic(path: str, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def molecules(arrays: dict) -> list[dict]:
+    """Per-molecule dicts (id, smiles, atomic_numbers, positions, sticks, energy) of a shard."""
+    a, m = arrays["atom_offsets"], arrays["mode_offsets"]
+    return [
+        {
+            "id": int(arrays["ids"][k]),
+            "smiles": str(arrays["smiles"][k]),
+            "atomic_numbers": arrays["atomic_numbers"][a[k] : a[k + 1]],
+            "positions_angstrom": arrays["positions_angstrom"][a[k] : a[k + 1]],
+            "frequencies_cm1": arrays["frequencies_cm1"][m[k] : m[k + 1]],
+            "intensities_km_mol": arrays["intensities_km_mol"][m[k] : m[k + 1]],
+            "energy_hartree": float(arrays["energy_hartree"][k]),
+        }
+        for k in range(len(arrays["ids"]))
+    ]
