@@ -1,0 +1,1 @@
+"""Sampling: batched, jitted generation of geometries from spectra (``generate``)."""

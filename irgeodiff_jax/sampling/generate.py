@@ -1,0 +1,299 @@
+"""Batched conditional sampling of 3D geometries from spectra (pure, jitted).
+
+``make_generate_fn`` builds one jitted function that, for a batch of B spectra with known atom
+types, runs (method.md §6):
+
+1. the spectral encoder τθ once per spectrum (``SpectralClassifier.encode``);
+2. the autoencoder's atom embedding ``z_h`` and the denoiser's prepared condition (every
+   cross-attention K/V) once per spectrum;
+3. the reverse diffusion for k samples per spectrum: a ``vmap`` over spectra of a ``vmap``
+   over samples of the sampler (one ``lax.scan``). The inner ``vmap`` broadcasts the
+   per-spectrum condition to the k samples, so it is never copied k times in memory;
+4. the AE decoder on the sampled latents -> positions ``[B, k, N, 3]`` (Å, zero CoM);
+5. optionally one extra denoiser pass at ``t = 0`` on sample 0 of every spectrum, collecting
+   the per-layer atom→spectrum and edge→spectrum cross-attention weights (method.md §10).
+
+Randomness: sample ``j`` of a spectrum uses ``fold_in(spectrum_key, j)`` and draws its noise with
+its own key for a batch of one, so a sample depends only on (spectrum key, j) — not on the
+batch it is in, its position, or k (the first k' samples of a run with k > k' equal a run with
+k'). ``spectrum_keys(seed, ids)`` derives the spectrum keys from (seed, id) only.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from irgeodiff_jax.diffusion import sampler as sampler_lib
+from irgeodiff_jax.diffusion.schedules import NoiseSchedule
+
+SAMPLERS = ("ancestral", "fast")
+_ATOM_BRANCH, _EDGE_BRANCH = "atom_cross_attention", "edge_cross_attention"
+
+
+class GenerateError(ValueError):
+    """Bad sampling settings or inputs (one-line reason)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSettings:
+    """Which reverse chain to run.
+
+    Attributes:
+        name: "ancestral" (T steps, EDM) or "fast" (DDIM-style on ``steps`` strided steps).
+        steps: number of transitions of the fast sampler (ignored by "ancestral").
+        eta: stochasticity of the fast sampler in [0, 1] (0: deterministic DDIM).
+        final_mode: "sample" (EDM: final zero-CoM noise of std exp(γ₀/2)) or "mean".
+    """
+
+    name: str = "fast"
+    steps: int = 50
+    eta: float = 0.0
+    final_mode: str = "sample"
+
+    def num_steps(self, schedule: NoiseSchedule) -> int:
+        """Denoiser steps in the chain (T for the ancestral sampler)."""
+        return int(schedule.num_steps) if self.name == "ancestral" else int(self.steps)
+
+    def check(self, schedule: NoiseSchedule) -> None:
+        if self.name not in SAMPLERS:
+            raise GenerateError(f"sampler must be one of {SAMPLERS}, got {self.name!r}")
+        if self.name == "fast" and not 1 <= self.steps <= schedule.num_steps:
+            raise GenerateError(
+                f"--steps must be in [1, {schedule.num_steps}] for the fast sampler, "
+                f"got {self.steps}"
+            )
+        if not 0.0 <= self.eta <= 1.0:
+            raise GenerateError(f"eta must be in [0, 1], got {self.eta}")
+
+
+ANCESTRAL = SamplerSettings("ancestral")
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateInputs:
+    """One batch of B spectra with known atoms (numpy or jax arrays).
+
+    Attributes:
+        spectrum_tokens: [B, L] int32 spectrum tokens.
+        formula_tokens: [B, F] int32 formula tokens.
+        atom_types: [B, N] int32 type indices (any valid index on padding).
+        atom_mask: [B, N] bool; every row needs at least one real atom.
+        keys: [B] PRNG keys (``spectrum_keys``), one per spectrum.
+    """
+
+    spectrum_tokens: np.ndarray
+    formula_tokens: np.ndarray
+    atom_types: np.ndarray
+    atom_mask: np.ndarray
+    keys: jax.Array
+
+
+jax.tree_util.register_dataclass(
+    GenerateInputs,
+    data_fields=["spectrum_tokens", "formula_tokens", "atom_types", "atom_mask", "keys"],
+    meta_fields=[],
+)
+
+
+@jax.jit
+def _keys_from_words(root: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
+    fold = lambda a, b: jax.random.fold_in(jax.random.fold_in(root, a), b)  # noqa: E731
+    return jax.vmap(fold)(lo, hi)
+
+
+def spectrum_keys(seed: int, ids) -> jax.Array:
+    """[B] typed PRNG keys, a function of (seed, id) only.
+
+    Key b is ``fold_in(fold_in(key(seed), lo32(id_b)), hi32(id_b))``: the 64-bit id is folded
+    in as two 32-bit words, so ids above 2**32 stay distinct.
+
+    Args:
+        seed: run seed.
+        ids: [B] non-negative integer spectrum ids.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer) or np.any(ids < 0):
+        raise GenerateError(f"ids must be a 1-D array of non-negative integers, got {ids}")
+    ids = ids.astype(np.uint64)
+    lo = (ids & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    hi = (ids >> np.uint64(32)).astype(np.uint32)
+    return _keys_from_words(jax.random.key(int(seed)), lo, hi)
+
+
+def _add_axis(tree):
+    return jax.tree_util.tree_map(lambda x: x[None], tree)
+
+
+def _cross_attention_maps(intermediates: dict, branch: str) -> list[jax.Array]:
+    """The cross-attention weights [B, H, Q, K] of ``branch``, ordered by layer."""
+    found = []
+    flat, _ = jax.tree_util.tree_flatten_with_path(intermediates.get(branch, {}))
+    for path, leaf in flat:
+        names = [str(getattr(p, "key", getattr(p, "idx", p))) for p in path]
+        if "cross_attn" not in names:
+            continue
+        layer = next((int(n.split("_")[-1]) for n in names if n.startswith("layers_")), 0)
+        found.append((layer, leaf))
+    return [w for _, w in sorted(found, key=lambda item: item[0])]
+
+
+def edge_token_mask(atom_mask: jax.Array, edge_pairs: str) -> jax.Array:
+    """[B, P] mask of the real edge tokens (both atoms real, i != j) in the denoiser's order."""
+    real = atom_mask.astype(bool)
+    n = real.shape[1]
+    if edge_pairs == "unordered":
+        i, j = np.triu_indices(n, k=1)
+        return real[:, i] & real[:, j]
+    pair = real[:, :, None] & real[:, None, :] & ~np.eye(n, dtype=bool)
+    return pair.reshape(real.shape[0], n * n)
+
+
+def attention_summary(intermediates: dict, atom_mask: jax.Array, edge_pairs: str):
+    """Per-layer attention maps over the spectral tokens, averaged over heads.
+
+    Args:
+        intermediates: the denoiser's "intermediates" collection of one forward pass.
+        atom_mask: [B, N].
+        edge_pairs: the denoiser's ``edge_pairs`` ("unordered" | "ordered").
+
+    Returns:
+        ``(atom [B, layers, N, K], edge [B, layers, K])``: atom→token weights (zero on padded
+        atoms) and edge→token weights maximised over the real edges (zero if there is none).
+    """
+    atom_layers = _cross_attention_maps(intermediates, _ATOM_BRANCH)
+    edge_layers = _cross_attention_maps(intermediates, _EDGE_BRANCH)
+    if not atom_layers or not edge_layers:
+        raise GenerateError("the denoiser sowed no cross-attention weights")
+    real = atom_mask.astype(bool)
+    atom = jnp.stack([w.mean(axis=1) for w in atom_layers], axis=1)  # [B, L, N, K]
+    atom = jnp.where(real[:, None, :, None], atom, 0.0)
+    edge_mask = edge_token_mask(atom_mask, edge_pairs)[:, None, :, None]  # [B, 1, P, 1]
+    edge = jnp.stack([w.mean(axis=1) for w in edge_layers], axis=1)  # [B, L, P, K]
+    edge = jnp.max(jnp.where(edge_mask, edge, -jnp.inf), axis=2)
+    return atom, jnp.where(jnp.isfinite(edge), edge, 0.0)
+
+
+def make_generate_fn(
+    models: dict[str, nn.Module],
+    schedule: NoiseSchedule,
+    *,
+    samples_per_spectrum: int,
+    settings: SamplerSettings,
+    with_attention: bool = False,
+    max_traces: int | None = None,
+) -> Callable:
+    """Jitted ``generate(params, inputs: GenerateInputs) -> dict`` (traces once per shape).
+
+    Args:
+        models: ``factory.create_models`` output (``classifier``, ``autoencoder``, ``denoiser``).
+        schedule: the diffusion noise schedule the denoiser was trained with.
+        samples_per_spectrum: k.
+        settings: which sampler, its steps and eta.
+        with_attention: also return the attention maps of sample 0 of every spectrum.
+        max_traces: if set, ``chex.assert_max_traces`` fails once the function has been traced
+            more often (one trace per input shape is expected).
+
+    Returns:
+        A jitted function of ``(params {"classifier", "autoencoder", "denoiser"}, inputs)``
+        returning ``{"positions": [B, k, N, 3] float32}`` plus, with attention,
+        ``"atom_attention" [B, layers, N, K]`` and ``"edge_attention" [B, layers, K]``.
+        Padded atoms have zero positions.
+    """
+    settings.check(schedule)
+    if samples_per_spectrum < 1:
+        raise GenerateError(f"samples_per_spectrum must be >= 1, got {samples_per_spectrum}")
+    cls, ae, den = models["classifier"], models["autoencoder"], models["denoiser"]
+    k = int(samples_per_spectrum)
+
+    def chain(denoise_fn, key, mask):
+        if settings.name == "ancestral":
+            return sampler_lib.ancestral_sample(
+                denoise_fn, key, mask, schedule, final_mode=settings.final_mode
+            )
+        return sampler_lib.fast_sample(
+            denoise_fn,
+            key,
+            mask,
+            schedule,
+            num_steps=settings.steps,
+            eta=settings.eta,
+            final_mode=settings.final_mode,
+        )
+
+    def one_sample(p_den, key, z_h, mask, cond):
+        """One sample of one spectrum (unbatched inputs; the sampler sees a batch of one)."""
+
+        def denoise_fn(z_t, t):
+            return den.apply(
+                {"params": p_den},
+                z_t,
+                t,
+                z_h[None],
+                mask[None],
+                _add_axis(cond),
+                deterministic=True,
+            )
+
+        return chain(denoise_fn, key, mask[None])[0]
+
+    def one_spectrum(p_den, key, z_h, mask, cond):
+        sample_keys = jax.vmap(lambda j: jax.random.fold_in(key, j))(jnp.arange(k))
+        return jax.vmap(one_sample, in_axes=(None, 0, None, None, None))(
+            p_den, sample_keys, z_h, mask, cond
+        )  # [k, N, 3]
+
+    def generate(params: dict, inputs: GenerateInputs) -> dict:
+        mask = inputs.atom_mask.astype(bool)
+        encoding = cls.apply(
+            {"params": params["classifier"]},
+            inputs.spectrum_tokens,
+            inputs.formula_tokens,
+            deterministic=True,
+            method="encode",
+        )
+        z_h = ae.apply(
+            {"params": params["autoencoder"]},
+            inputs.atom_types,
+            mask,
+            encoding,
+            deterministic=True,
+            method="embed_atoms",
+        )
+        cond = den.apply({"params": params["denoiser"]}, encoding, method="prepare")
+        z_x = jax.vmap(one_spectrum, in_axes=(None, 0, 0, 0, 0))(
+            params["denoiser"], inputs.keys, z_h, mask, cond
+        )  # [B, k, N, 3]
+        b, n = mask.shape
+        flat_mask = jnp.repeat(mask, k, axis=0)
+        x = ae.apply(
+            {"params": params["autoencoder"]},
+            z_x.reshape(b * k, n, 3),
+            jnp.repeat(z_h, k, axis=0),
+            flat_mask,
+            method="decode",
+        )
+        x = jnp.where(flat_mask[..., None], x, 0.0).reshape(b, k, n, 3)
+        out = {"positions": x}
+        if with_attention:
+            _, state = den.apply(
+                {"params": params["denoiser"]},
+                z_x[:, 0],
+                jnp.zeros((b,), jnp.float32),
+                z_h,
+                mask,
+                cond,
+                deterministic=True,
+                mutable=["intermediates"],
+            )
+            atom, edge = attention_summary(state["intermediates"], mask, den.edge_pairs)
+            out.update(atom_attention=atom, edge_attention=edge)
+        return out
+
+    if max_traces is not None:
+        generate = chex.assert_max_traces(generate, n=max_traces)
+    return jax.jit(generate)

@@ -1,0 +1,80 @@
+"""Training entry point: ``python -m irgeodiff_jax.train --config=<file>[:args] --workdir=<dir>``.
+
+Examples::
+
+    python -m irgeodiff_jax.train --config=configs/qm9s.py:stage=all --workdir=$WORKDIR
+    python -m irgeodiff_jax.train --config=configs/test.py:stage=classifier --workdir=/tmp/w \\
+        --config.training.num_steps=20
+
+``--config.a.b=value`` overrides an existing field (the config is locked). Re-running the same
+command with the same ``--workdir`` resumes. Multi-host runs set ``IRGEODIFF_DISTRIBUTED=1``
+(see ``launch/``). Known failures (missing data, indivisible batch, incompatible or unreadable
+checkpoint, non-finite loss, bad config) end with a one-line ``error: ...`` and exit status 1;
+a SIGTERM saves a checkpoint and exits with status 0.
+"""
+
+import logging as std_logging
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from irgeodiff_jax.training import distributed
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, e.g. configs/qm9s.py:stage=all.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from data_pipeline.embedded import EmbeddedDataError  # noqa: PLC0415
+    from irgeodiff_jax.data.features import ExampleError  # noqa: PLC0415
+    from irgeodiff_jax.data.sources import SourceError  # noqa: PLC0415
+    from irgeodiff_jax.training import checkpointing, inference, trainer  # noqa: PLC0415
+    from irgeodiff_jax.training.optim import OptimizerConfigError  # noqa: PLC0415
+    from irgeodiff_jax.training.sharding import ShardingError  # noqa: PLC0415
+    from irgeodiff_jax.training.step import StageError  # noqa: PLC0415
+
+    return (
+        EmbeddedDataError,
+        ExampleError,
+        SourceError,
+        checkpointing.CheckpointError,
+        inference.InferenceError,
+        trainer.NonFiniteLossError,
+        trainer.ConfigError,
+        OptimizerConfigError,
+        ShardingError,
+        StageError,
+        distributed.DistributedConfigError,
+    )
+
+
+class _QuietOrbax(std_logging.Filter):
+    """Drops Orbax's INFO chatter (several lines per checkpoint); keeps its warnings."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.get_absl_handler().addFilter(_QuietOrbax())
+    distributed.maybe_initialize()
+    from irgeodiff_jax.training import trainer  # noqa: PLC0415  (after distributed init)
+
+    try:
+        results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except _known_errors() as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+    for stage, r in results.items():
+        state = "preempted (SIGTERM; re-run to resume)" if r.preempted else "done"
+        logging.info("stage %s: %s at step %d/%d", stage, state, r.final_step, r.num_steps)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,351 @@
+"""Pure train/eval step functions of the three training stages (method.md §7).
+
+Stages and what each one trains (``params`` of a stage's train state hold the listed modules):
+
+=============  ================================  =========================================
+stage          params                            loss (each term is also a metric)
+=============  ================================  =========================================
+classifier     classifier (τθ)                   ``cls`` = mean BCE-with-logits (eq. 6)
+autoencoder    classifier, autoencoder           ``recon + 0.01·kl_x + cls`` (τθ fine-tuned)
+diffusion      classifier (frozen), autoencoder  ``ldm + recon``
+               (encoder EGNN frozen), denoiser
+=============  ================================  =========================================
+
+Diffusion stage: the spectral encoding comes from the frozen τθ without dropout and without
+gradient; ``z_x = stop_gradient(mu_x + sigma_0 eps)`` (encoder fixed, ``sigma_0`` the schedule's
+sigma at t = 0, zero-CoM ``eps``), while ``z_h = embed_atoms(...)`` keeps its gradient, so the
+atom embedding and atom–spectrum cross-attention learn from both terms; the decoder learns from
+``recon``. Frozen leaves get exactly zero updates (``TrainState`` trainable mask).
+
+RNG: the step receives the stage's root key; ``fold_in(root, state.step)`` is split by purpose
+(dropout, encoder noise, timesteps, diffusion noise), so a resumed run draws the same numbers.
+
+Batches are dicts of the ``DEVICE_FIELDS`` of ``data.types.Batch``. Rows with ``num_atoms == 0``
+(padding rows of a final evaluation batch) get weight 0 in every loss and metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from irgeodiff_jax.diffusion import gaussian, schedules
+from irgeodiff_jax.models import autoencoder as autoencoder_lib
+from irgeodiff_jax.models import factory
+from irgeodiff_jax.training import optim
+from irgeodiff_jax.training.state import TrainState, freeze_untrainable
+
+STAGES = ("classifier", "autoencoder", "diffusion")
+STAGE_MODULES = {
+    "classifier": ("classifier",),
+    "autoencoder": ("classifier", "autoencoder"),
+    "diffusion": ("classifier", "autoencoder", "denoiser"),
+}
+# Parameter path prefixes that a stage holds but must not change.
+FROZEN_PREFIXES = {
+    "classifier": (),
+    "autoencoder": (),
+    "diffusion": ("classifier/", "autoencoder/encoder/"),
+}
+# Loss terms of each stage, in the order a non-finite value is reported.
+LOSS_TERMS = {
+    "classifier": ("cls",),
+    "autoencoder": ("recon", "kl_x", "cls"),
+    "diffusion": ("ldm", "recon"),
+}
+DEVICE_FIELDS = (
+    "positions",
+    "atom_types",
+    "atom_mask",
+    "spectrum_tokens",
+    "formula_tokens",
+    "fg_labels",
+    "num_atoms",
+)
+TRAIN_STATE, RNG = "train", "rng"
+
+
+class StageError(ValueError):
+    """An unknown stage name."""
+
+
+def check_stage(stage: str) -> str:
+    if stage not in STAGES:
+        raise StageError(f"unknown training stage {stage!r}; expected one of {STAGES}")
+    return stage
+
+
+def device_batch(batch) -> dict:
+    """The fields of a ``types.Batch`` (or dict) the step functions read."""
+    get = batch.get if isinstance(batch, dict) else lambda k: getattr(batch, k)
+    return {k: get(k) for k in DEVICE_FIELDS}
+
+
+def make_schedule(config) -> schedules.NoiseSchedule:
+    """The noise schedule of ``config.diffusion`` (``schedule``, ``num_steps``, ``precision``)."""
+    d = config.diffusion
+    return schedules.schedule_from_name(d.schedule, T=int(d.num_steps), precision=d.precision)
+
+
+def is_trainable(stage: str) -> Callable[[str], bool]:
+    """``fn(path) -> bool`` over ``/``-joined parameter paths of the stage's params."""
+    prefixes = FROZEN_PREFIXES[check_stage(stage)]
+    return lambda path: not any(path.startswith(p) for p in prefixes)
+
+
+def make_tx(config, stage: str, params=None) -> optax.GradientTransformation:
+    """The stage's optimiser; stages with frozen parts wrap it so those leaves never move.
+
+    ``params`` (the stage's parameter pytree, arrays or shapes) is needed for such stages.
+    """
+    tx = optim.make_optimizer(config.optimizer[check_stage(stage)])
+    if FROZEN_PREFIXES[stage]:
+        if params is None:
+            raise StageError(f"stage {stage}: make_tx needs the params to freeze parts of them")
+        tx = freeze_untrainable(tx, params, is_trainable(stage))
+    return tx
+
+
+def create_train_state(models: dict, config, stage: str, params: dict, tx=None) -> TrainState:
+    """A fresh train state over ``params`` (a dict holding at least the stage's modules).
+
+    ``tx`` defaults to ``make_tx(config, stage, params)``. The optimiser is static pytree data
+    of the state, so states built with different ``tx`` objects make a jitted step compile
+    again: pass the same ``tx`` to share one compilation.
+    """
+    del models  # the parameters already fix the state; kept for a uniform signature
+    params = {m: params[m] for m in STAGE_MODULES[check_stage(stage)]}
+    tx = make_tx(config, stage, params) if tx is None else tx
+    return TrainState.create(params, tx, ema_decay=float(config.optimizer[stage].ema_rate))
+
+
+def init_train_state(models: dict, config, stage: str, key: jax.Array) -> TrainState:
+    """Random parameters (``factory.init_params``) in a fresh train state (jit/eval_shape-able)."""
+    return create_train_state(models, config, stage, factory.init_params(models, config, key))
+
+
+def abstract_checkpoint(models: dict, config, stage: str, sharding=None) -> dict:
+    """``{"train": TrainState, "rng": key data}`` of ``jax.ShapeDtypeStruct`` for restoring."""
+    tree = jax.eval_shape(
+        lambda k: {
+            TRAIN_STATE: init_train_state(models, config, stage, k),
+            RNG: jax.random.key_data(k),
+        },
+        jax.random.key(0, impl=config.training.get("prng_impl", "threefry2x32")),
+    )
+    if sharding is None:
+        sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def _weights(batch) -> jax.Array:
+    return (batch["num_atoms"] > 0).astype(jnp.float32)
+
+
+def _wmean(values: jax.Array, w: jax.Array) -> jax.Array:
+    return jnp.sum(values * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def _encode_spectrum(models, params, batch, *, deterministic, rng):
+    return models["classifier"].apply(
+        {"params": params["classifier"]},
+        batch["spectrum_tokens"],
+        batch["formula_tokens"],
+        deterministic=deterministic,
+        method="encode",
+        rngs={"dropout": rng},
+    )
+
+
+def _cls_terms(models, params, batch, encoding, *, deterministic, rng) -> dict:
+    """Per-molecule BCE ``[B]`` and the logits ``[B, m]``."""
+    logits = (
+        models["classifier"]
+        .apply(
+            {"params": params["classifier"]},
+            encoding,
+            deterministic=deterministic,
+            method="classify",
+            rngs={"dropout": rng},
+        )
+        .astype(jnp.float32)
+    )
+    bce = optax.sigmoid_binary_cross_entropy(logits, batch["fg_labels"]).mean(axis=-1)
+    return {"cls": bce, "logits": logits}
+
+
+def _ae(models, params, batch, *args, method, deterministic=True, rng=None):
+    rngs = None if rng is None else {"dropout": rng}
+    kw = {"deterministic": deterministic} if method == "embed_atoms" else {}
+    return models["autoencoder"].apply(
+        {"params": params["autoencoder"]}, *args, method=method, rngs=rngs, **kw
+    )
+
+
+def _recon(x_rec, x, mask) -> jax.Array:
+    """Per-molecule ``Σ_real |x_rec - x|² / (3 n)`` ``[B]`` (the autoencoder's convention)."""
+    m = mask.astype(jnp.float32)[..., None]
+    n = jnp.maximum(jnp.sum(mask.astype(jnp.float32), axis=-1), 1.0)
+    return jnp.sum(((x_rec - x) * m) ** 2, axis=(-2, -1)) / (3.0 * n)
+
+
+def classifier_terms(models, params, batch, rng, *, deterministic) -> dict:
+    k_enc, k_cls = jax.random.split(rng)
+    enc = _encode_spectrum(models, params, batch, deterministic=deterministic, rng=k_enc)
+    return _cls_terms(models, params, batch, enc, deterministic=deterministic, rng=k_cls)
+
+
+def autoencoder_terms(models, params, batch, rng, *, deterministic) -> dict:
+    k_enc, k_cls, k_h = jax.random.split(rng, 3)
+    enc = _encode_spectrum(models, params, batch, deterministic=deterministic, rng=k_enc)
+    out = _cls_terms(models, params, batch, enc, deterministic=deterministic, rng=k_cls)
+    x, mask = batch["positions"], batch["atom_mask"]
+    z_h = _ae(
+        models, params, batch, batch["atom_types"], mask, enc,
+        method="embed_atoms", deterministic=deterministic, rng=k_h,
+    )  # fmt: skip
+    mu_x = _ae(models, params, batch, x, z_h, mask, method="encode")
+    x_rec = _ae(models, params, batch, mu_x, z_h, mask, method="decode")
+    m = mask.astype(jnp.float32)[..., None]
+    out["recon"] = _recon(x_rec, x, mask)
+    out["kl_x"] = 0.5 * jnp.sum((mu_x * m) ** 2, axis=(-2, -1))
+    return out
+
+
+def diffusion_terms(models, params, batch, rng, schedule, *, deterministic) -> dict:
+    k_h, k_z, k_t, k_eps, k_den = jax.random.split(rng, 5)
+    x, mask = batch["positions"], batch["atom_mask"]
+    enc = jax.lax.stop_gradient(
+        _encode_spectrum(models, params, batch, deterministic=True, rng=k_h)
+    )
+    z_h = _ae(
+        models, params, batch, batch["atom_types"], mask, enc,
+        method="embed_atoms", deterministic=deterministic, rng=k_h,
+    )  # fmt: skip
+    mu_x = _ae(models, params, batch, x, z_h, mask, method="encode")
+    sigma0 = schedule.sigma(jnp.zeros((), jnp.int32))
+    z_x = mu_x + sigma0 * gaussian.sample_zero_com_noise(k_z, x.shape, mask)
+    z_x = jax.lax.stop_gradient(z_x)
+    t_int = gaussian.sample_timesteps(k_t, x.shape[0], schedule.num_steps)
+    eps = gaussian.sample_zero_com_noise(k_eps, x.shape, mask)
+    z_t = gaussian.q_sample(z_x, t_int, eps, schedule)
+    t = t_int.astype(jnp.float32) / schedule.num_steps
+    eps_hat = models["denoiser"].apply(
+        {"params": params["denoiser"]}, z_t, t, z_h, mask, enc,
+        deterministic=deterministic, method="forward", rngs={"dropout": k_den},
+    )  # fmt: skip
+    x_rec = _ae(models, params, batch, z_x, z_h, mask, method="decode")
+    return {"ldm": gaussian.ldm_loss(eps, eps_hat, mask), "recon": _recon(x_rec, x, mask)}
+
+
+def stage_terms(models, stage, schedule, params, batch, rng, *, deterministic) -> dict:
+    """Per-molecule loss terms ``{term: [B]}`` (plus ``logits`` when τθ classifies)."""
+    if stage == "classifier":
+        return classifier_terms(models, params, batch, rng, deterministic=deterministic)
+    if stage == "autoencoder":
+        return autoencoder_terms(models, params, batch, rng, deterministic=deterministic)
+    return diffusion_terms(models, params, batch, rng, schedule, deterministic=deterministic)
+
+
+def total_loss(stage: str, terms: dict) -> jax.Array:
+    """Per-molecule total ``[B]`` of a stage's terms."""
+    if stage == "classifier":
+        return terms["cls"]
+    if stage == "autoencoder":
+        return terms["recon"] + autoencoder_lib.KL_WEIGHT * terms["kl_x"] + terms["cls"]
+    return terms["ldm"] + terms["recon"]
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def make_train_step(models: dict, config, stage: str, schedule=None) -> Callable:
+    """``train_step(state, batch, root_key) -> (state, metrics)`` for ``stage`` (pure).
+
+    ``metrics`` (float32 scalars): ``loss``, every term of ``LOSS_TERMS[stage]``,
+    ``grad_norm`` (global norm of the raw gradients), ``param_norm``, ``learning_rate`` (used
+    for this update) and, with adaptive clipping, ``grad_clip_max`` / ``grad_clipped``.
+    """
+    check_stage(stage)
+    schedule = make_schedule(config) if schedule is None and stage == "diffusion" else schedule
+    lr_schedule = optim.make_lr_schedule(config.optimizer[stage])
+
+    def loss_fn(params, batch, rng):
+        terms = stage_terms(models, stage, schedule, params, batch, rng, deterministic=False)
+        w = _weights(batch)
+        means = {k: _wmean(terms[k], w) for k in LOSS_TERMS[stage]}
+        return _wmean(total_loss(stage, terms), w), means
+
+    def train_step(state: TrainState, batch: dict, root_key: jax.Array):
+        rng = jax.random.fold_in(root_key, state.step)
+        (loss, means), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
+        new_state = state.apply_gradients(grads)
+        metrics = {"loss": loss, **means}
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        metrics["param_norm"] = optax.tree.norm(new_state.params)
+        metrics["learning_rate"] = lr_schedule(state.step)
+        clip = optim.clip_metrics(new_state.opt_state)
+        metrics.update({k: v for k, v in clip.items() if k != "grad_norm"})
+        return new_state, jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), metrics)
+
+    return train_step
+
+
+def make_eval_step(models: dict, config, stage: str, schedule=None) -> Callable:
+    """``eval_step(params, batch, key) -> sums`` (deterministic; sum the outputs over batches).
+
+    Sums: ``count`` (real molecules), ``loss`` and every term (weighted by molecule); when τθ
+    classifies, ``fg_correct`` / ``fg_total`` (label accuracy), ``fg_tp`` / ``fg_fp`` /
+    ``fg_fn`` (micro F1) and ``fg_exact`` (molecules with every group right) at threshold 0.5.
+    Turn sums into means with ``summarize_eval``.
+    """
+    check_stage(stage)
+    schedule = make_schedule(config) if schedule is None and stage == "diffusion" else schedule
+
+    def eval_step(params: Any, batch: dict, key: jax.Array) -> dict:
+        terms = stage_terms(models, stage, schedule, params, batch, key, deterministic=True)
+        w = _weights(batch)
+        sums = {"count": jnp.sum(w), "loss": jnp.sum(total_loss(stage, terms) * w)}
+        sums.update({k: jnp.sum(terms[k] * w) for k in LOSS_TERMS[stage]})
+        if "logits" in terms:
+            sums.update(_fg_counts(terms["logits"], batch["fg_labels"], w))
+        return jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), sums)
+
+    return eval_step
+
+
+def _fg_counts(logits, labels, w) -> dict:
+    pred = logits > 0.0
+    true = labels > 0.5
+    wm = w[:, None]
+    return {
+        "fg_correct": jnp.sum((pred == true) * wm),
+        "fg_total": jnp.sum(jnp.ones_like(logits) * wm),
+        "fg_tp": jnp.sum((pred & true) * wm),
+        "fg_fp": jnp.sum((pred & ~true) * wm),
+        "fg_fn": jnp.sum((~pred & true) * wm),
+        "fg_exact": jnp.sum(jnp.all(pred == true, axis=-1) * w),
+    }
+
+
+def summarize_eval(sums: dict, stage: str) -> dict[str, float]:
+    """Means from summed eval outputs: ``loss``, terms, ``fg_accuracy``, ``fg_f1``,
+    ``fg_exact_match`` and ``recon_mse`` (= ``recon``, per-coordinate Å²) where present."""
+    count = max(float(sums["count"]), 1.0)
+    out = {k: float(sums[k]) / count for k in ("loss", *LOSS_TERMS[stage])}
+    if "fg_total" in sums:
+        out["fg_accuracy"] = float(sums["fg_correct"]) / max(float(sums["fg_total"]), 1.0)
+        tp, fp, fn = (float(sums[k]) for k in ("fg_tp", "fg_fp", "fg_fn"))
+        out["fg_f1"] = 2 * tp / max(2 * tp + fp + fn, 1.0)
+        out["fg_exact_match"] = float(sums["fg_exact"]) / count
+    if "recon" in out:
+        out["recon_mse"] = out["recon"]
+    out["count"] = float(sums["count"])
+    return out

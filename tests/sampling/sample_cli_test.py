@@ -1,0 +1,129 @@
+"""``python -m irgeodiff_jax.sample``: a resumed run writes what an uninterrupted run writes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from irgeodiff_jax import sample
+from irgeodiff_jax.evaluation import samples_format as sf
+from irgeodiff_jax.sampling import generate
+from tests.sampling import REPO, run_cli, trained_workdir_fixture  # noqa: F401  (session fixture)
+
+FAST = generate.SamplerSettings("fast", steps=3)
+
+
+@pytest.fixture(scope="module")
+def runner(trained_workdir):
+    return sample.ModelRunner(trained_workdir["workdir"])
+
+
+def _by_id(directory: str) -> dict:
+    return {s.id: s for s in sf.read_samples(directory)}
+
+
+def assert_same_samples(a: str, b: str) -> None:
+    """Same spectra, bit-identical arrays and identical SDF files in two samples directories."""
+    first, second = _by_id(a), _by_id(b)
+    assert sorted(first) == sorted(second) and first
+    for sid, x in first.items():
+        y = second[sid]
+        for field in ("atomic_numbers", "positions", "reference_positions", "spectrum"):
+            np.testing.assert_array_equal(getattr(x, field), getattr(y, field), err_msg=field)
+        assert x.reference_smiles == y.reference_smiles
+        with open(sf.sdf_path(a, sid), "rb") as fa, open(sf.sdf_path(b, sid), "rb") as fb:
+            assert fa.read() == fb.read()
+
+
+def test_resume_matches_uninterrupted_run(runner, trained_workdir, tmp_path):
+    workdir = trained_workdir["workdir"]
+    kw = dict(samples_per_spectrum=2, settings=FAST, batch_size=2, runner=runner)
+    full = sample.run_sampling(workdir, str(tmp_path / "full"), num_spectra=5, **kw)
+    assert (full["spectra_written"], full["chunks_written"]) == (5, 3)
+    # An interrupted run: its first chunk (2 spectra) was written, then it stopped.
+    part = sample.run_sampling(workdir, str(tmp_path / "resumed"), num_spectra=2, **kw)
+    assert part["spectra_written"] == 2
+    resumed = sample.run_sampling(workdir, str(tmp_path / "resumed"), num_spectra=5, **kw)
+    assert (resumed["skipped"], resumed["spectra_written"]) == (2, 3)
+    assert_same_samples(str(tmp_path / "full"), str(tmp_path / "resumed"))
+    again = sample.run_sampling(workdir, str(tmp_path / "resumed"), num_spectra=5, **kw)
+    assert (again["skipped"], again["spectra_written"], again["chunks_written"]) == (5, 0, 0)
+    # Settings that would mix two runs in one directory are refused.
+    with pytest.raises(sample.SampleError, match="seed is 0 there but 1 now"):
+        sample.run_sampling(workdir, str(tmp_path / "resumed"), seed=1, num_spectra=5, **kw)
+    with pytest.raises(sf.SamplesFormatError, match="samples_per_spectrum"):
+        sample.run_sampling(
+            workdir,
+            str(tmp_path / "resumed"),
+            num_spectra=5,
+            **{**kw, "samples_per_spectrum": 3},
+        )
+
+
+def test_plan_batches_groups_by_bucket_and_skips(runner, trained_workdir):
+    from irgeodiff_jax.data import sources
+
+    source = sources.get_source(runner.bundle.config.data, "test")
+    plan = sample.plan_batches(source, runner, num_spectra=5, batch_size=2, skip_ids=())
+    assert [len(ix) for _, ix in plan] == [2, 2, 1]
+    assert sorted(i for _, ix in plan for i in ix) == list(range(5))
+    first_ids = [int(source[i]["id"]) for i in plan[0][1]]
+    rest = sample.plan_batches(source, runner, num_spectra=5, batch_size=2, skip_ids=first_ids)
+    assert rest == plan[1:]
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    proc = run_cli("irgeodiff_jax.sample", f"--workdir={tmp_path / 'nope'}", f"--out={tmp_path}")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("sample: error: ") and "no such workdir" in lines[-1]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_gives_the_uninterrupted_output(trained_workdir, tmp_path):
+    """SIGKILL ``sample`` right after its first chunk appears, re-run, compare with a clean run.
+
+    The ancestral sampler (T denoiser calls per batch) and one spectrum per batch make each
+    chunk slow enough that the kill lands mid-run.
+    """
+    args = [
+        f"--workdir={trained_workdir['workdir']}",
+        "--split=test",
+        "--num_spectra=5",
+        "--samples_per_spectrum=2",
+        "--sampler=ancestral",
+        "--batch_size=1",
+    ]
+    clean = run_cli("irgeodiff_jax.sample", *args, f"--out={tmp_path / 'clean'}")
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    killed_dir = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "irgeodiff_jax.sample", *args, f"--out={killed_dir}"],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=REPO),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            manifest = killed_dir / sf.MANIFEST
+            if manifest.exists() and json.loads(manifest.read_text())["chunks"]:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed, not finished
+    done = sf.completed_ids(str(killed_dir))
+    assert 1 <= len(done) < 5
+    rerun = run_cli("irgeodiff_jax.sample", *args, f"--out={killed_dir}")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert json.loads(rerun.stdout)["skipped"] == len(done)
+    assert_same_samples(str(tmp_path / "clean"), str(killed_dir))
