@@ -27,7 +27,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from irgeodiff_jax.models.layers import MLP, xavier_normal
+from irgeodiff_jax.models.layers import MLP, xavier_dense, xavier_normal
 
 MASK_FILL = -1e9
 
@@ -43,16 +43,6 @@ class KV:
 
     k: jax.Array
     v: jax.Array
-
-
-def _dense(features: int, dtype, name: str | None = None) -> nn.Dense:
-    return nn.Dense(
-        features,
-        kernel_init=xavier_normal(),
-        bias_init=nn.initializers.zeros,
-        dtype=dtype,
-        name=name,
-    )
 
 
 def masked_softmax(scores: jax.Array, key_mask: jax.Array | None) -> jax.Array:
@@ -88,10 +78,10 @@ class MultiHeadAttention(nn.Module):
     def setup(self):
         if self.dim % self.num_heads:
             raise ValueError(f"dim={self.dim} is not divisible by num_heads={self.num_heads}")
-        self.query = _dense(self.dim, self.dtype)
-        self.key = _dense(self.dim, self.dtype)
-        self.value = _dense(self.dim, self.dtype)
-        self.out = _dense(self.dim, self.dtype)
+        self.query = xavier_dense(self.dim, self.dtype)
+        self.key = xavier_dense(self.dim, self.dtype)
+        self.value = xavier_dense(self.dim, self.dtype)
+        self.out = xavier_dense(self.dim, self.dtype)
         self.attn_dropout = nn.Dropout(self.dropout_rate)
 
     def _split_heads(self, x: jax.Array) -> jax.Array:
@@ -132,9 +122,9 @@ class FeedForward(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
         """Maps ``x [..., D]`` to ``[..., D]``."""
-        x = nn.relu(_dense(self.ff_dim, self.dtype, "wi")(x))
+        x = nn.relu(xavier_dense(self.ff_dim, self.dtype, "wi")(x))
         x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
-        return _dense(self.dim, self.dtype, "wo")(x)
+        return xavier_dense(self.dim, self.dtype, "wo")(x)
 
 
 class EncoderLayer(nn.Module):
@@ -298,7 +288,7 @@ class SpecAtomCrossAttention(nn.Module):
     dtype: jnp.dtype = jnp.float32
 
     def setup(self):
-        self.embed = _dense(self.dim, self.dtype)
+        self.embed = xavier_dense(self.dim, self.dtype)
         self.decoder = DecoderStack(
             self.num_layers,
             self.dim,

@@ -35,6 +35,17 @@ def xavier_uniform(gain: float = 1.0) -> Initializer:
     return nn.initializers.variance_scaling(gain**2, "fan_avg", "uniform")
 
 
+def xavier_dense(features: int, dtype, name: str | None = None) -> nn.Dense:
+    """Dense layer with the reference Transformer's init: xavier-normal weights, zero bias."""
+    return nn.Dense(
+        features,
+        kernel_init=xavier_normal(),
+        bias_init=nn.initializers.zeros,
+        dtype=dtype,
+        name=name,
+    )
+
+
 def torch_default_kernel_init() -> Initializer:
     """Default ``torch.nn.Linear`` weight init: uniform in ``±1/sqrt(fan_in)``."""
     return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")

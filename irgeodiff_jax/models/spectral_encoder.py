@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from irgeodiff_jax.models.attention import DecoderStack, EncoderStack, MultiHeadAttention
-from irgeodiff_jax.models.layers import MLP, sinusoidal_positions, xavier_normal
+from irgeodiff_jax.models.layers import MLP, sinusoidal_positions, xavier_dense, xavier_normal
 
 EMBEDDINGS = ("token_attention", "float_linear")
 HEAD_HIDDEN = 256  # reference cls_head Linear(512, 256) - SiLU - Linear(256, 1)
@@ -43,16 +43,6 @@ class SpectralEncoding:
 
     tokens: jax.Array
     mask: jax.Array
-
-
-def _dense(features: int, dtype, name: str | None = None) -> nn.Dense:
-    return nn.Dense(
-        features,
-        kernel_init=xavier_normal(),
-        bias_init=nn.initializers.zeros,
-        dtype=dtype,
-        name=name,
-    )
 
 
 class TokenAttentionPatchEmbed(nn.Module):
@@ -76,7 +66,7 @@ class TokenAttentionPatchEmbed(nn.Module):
         attn = MultiHeadAttention(self.num_heads, self.dim, self.dropout_rate, self.dtype)
         x = attn(x, attn.project_kv(x), None, deterministic=deterministic)
         x = x.reshape(batch, num_patches, self.patch_size * self.dim)
-        return _dense(self.dim, self.dtype, "project")(x)
+        return xavier_dense(self.dim, self.dtype, "project")(x)
 
 
 class FloatLinearPatchEmbed(nn.Module):
@@ -94,7 +84,7 @@ class FloatLinearPatchEmbed(nn.Module):
         batch, length = tokens.shape
         x = tokens.astype(jnp.float32) / (self.levels - 1)
         x = x.reshape(batch, length // self.patch_size, self.patch_size).astype(self.dtype)
-        return _dense(self.dim, self.dtype, "project")(x)
+        return xavier_dense(self.dim, self.dtype, "project")(x)
 
 
 class SpectralClassifier(nn.Module):
