@@ -10,7 +10,8 @@ from rdkit import Chem
 from data_pipeline import qm9pack_source
 from irgeodiff_jax.chem import bond_orders, bonds, elements
 
-PEER_DIR = pathlib.Path("/work/shared/peer-tests/rdkit-determinebonds")
+# shared/ sits beside the repository checkout (here and in CI).
+PEER_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared/peer-tests/rdkit-determinebonds"
 # The 16 neutral closed-shell geometries of the RDKit DetermineBonds test set (see its README).
 PEER_NEUTRAL = [
     "charged_fragments_test11",
