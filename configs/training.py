@@ -67,60 +67,38 @@ def training(batch_sizes=(256, 128, 64), num_epochs=(100, 300, 1000)) -> ml_coll
     return cfg
 
 
+def _noam_adam(name, learning_rate, warmup_steps, ema_rate, **fields):
+    """Adam-family optimiser group with the Noam schedule (d = 512) and adaptive clipping."""
+    base = {
+        "name": name,
+        "learning_rate": learning_rate,
+        "warmup_steps": warmup_steps,
+        "model_dim": 512,
+        "b1": 0.9,
+        "b2": 0.999,
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "amsgrad": False,
+        "grad_clip": "adaptive",
+        "ema_rate": ema_rate,
+    }
+    return ml_collections.ConfigDict({**base, **fields})
+
+
 def classifier_optimizer(learning_rate=0.8, warmup_steps=1000, ema_rate=0.999):
     """Stage 1 (τθ, BCE): Adam β = (0.9, 0.98), ε = 1e-9, Noam (d = 512)."""
-    return ml_collections.ConfigDict(
-        {
-            "name": "adam",
-            "learning_rate": learning_rate,
-            "warmup_steps": warmup_steps,
-            "model_dim": 512,
-            "b1": 0.9,
-            "b2": 0.98,
-            "eps": 1e-9,
-            "weight_decay": 0.0,
-            "amsgrad": False,
-            "grad_clip": "adaptive",
-            "ema_rate": ema_rate,
-        }
-    )
+    return _noam_adam("adam", learning_rate, warmup_steps, ema_rate, b2=0.98, eps=1e-9)
 
 
 def autoencoder_optimizer(learning_rate=0.1, warmup_steps=3000, ema_rate=0.999):
     """Stage 2 (AE + L_cls): AdamW (PyTorch defaults β = (0.9, 0.999), ε = 1e-8, wd 0.01)."""
-    return ml_collections.ConfigDict(
-        {
-            "name": "adamw",
-            "learning_rate": learning_rate,
-            "warmup_steps": warmup_steps,
-            "model_dim": 512,
-            "b1": 0.9,
-            "b2": 0.999,
-            "eps": 1e-8,
-            "weight_decay": 0.01,
-            "amsgrad": False,
-            "grad_clip": "adaptive",
-            "ema_rate": ema_rate,
-        }
-    )
+    return _noam_adam("adamw", learning_rate, warmup_steps, ema_rate, weight_decay=0.01)
 
 
 def diffusion_optimizer(learning_rate=0.2, warmup_steps=3000, ema_rate=0.999):
     """Stage 3 (L_LDM + decoder reconstruction): AdamW AMSGrad, weight decay 1e-12."""
-    return ml_collections.ConfigDict(
-        {
-            "name": "adamw",
-            "learning_rate": learning_rate,
-            "warmup_steps": warmup_steps,
-            "model_dim": 512,
-            "b1": 0.9,
-            "b2": 0.999,
-            "eps": 1e-8,
-            "weight_decay": 1e-12,
-            "amsgrad": True,
-            "grad_clip": "adaptive",
-            "ema_rate": ema_rate,
-        }
+    return _noam_adam(
+        "adamw", learning_rate, warmup_steps, ema_rate, weight_decay=1e-12, amsgrad=True
     )
 
 
