@@ -22,7 +22,6 @@ k'). ``spectrum_keys(seed, ids)`` derives the spectrum keys from (seed, id) only
 import dataclasses
 from collections.abc import Callable
 
-import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -195,7 +194,7 @@ def make_generate_fn(
         samples_per_spectrum: k.
         settings: which sampler, its steps and eta.
         with_attention: also return the attention maps of sample 0 of every spectrum.
-        max_traces: if set, ``chex.assert_max_traces`` fails once the function has been traced
+        max_traces: if set, generation raises ``GenerateError`` once the function has been traced
             more often (one trace per input shape is expected).
 
     Returns:
@@ -295,5 +294,21 @@ def make_generate_fn(
         return out
 
     if max_traces is not None:
-        generate = chex.assert_max_traces(generate, n=max_traces)
+        generate = _limit_traces(generate, max_traces)
     return jax.jit(generate)
+
+
+def _limit_traces(fn: Callable, max_traces: int) -> Callable:
+    """``fn`` that raises ``GenerateError`` when traced more than ``max_traces`` times."""
+    count = [0]
+
+    def traced(*args):
+        count[0] += 1
+        if count[0] > max_traces:
+            raise GenerateError(
+                f"generate was traced {count[0]} times (at most {max_traces} expected): "
+                "inputs of a new shape or dtype reached it"
+            )
+        return fn(*args)
+
+    return traced

@@ -74,7 +74,7 @@ def test_shapes_padding_attention_and_one_trace_per_shape(model, fast_fn):
     np.testing.assert_allclose(atom.sum(-1)[mask[:, None, :].repeat(layers, 1)], 1.0, rtol=1e-5)
     assert np.all(atom[~mask[:, None, :].repeat(layers, 1)] == 0)
     assert np.all((edge >= 0) & (edge <= 1)) and np.all(edge.max(-1) > 0)
-    with pytest.raises(AssertionError, match="traced"):  # a new shape means a new trace
+    with pytest.raises(generate.GenerateError, match="traced"):  # a new shape: a new trace
         fast_fn(params, _inputs(rows, [0, 1], [10, 11], n=7))
 
 
