@@ -10,9 +10,9 @@ from rdkit import Chem
 from data_pipeline import qm9pack_source
 from irgeodiff_jax.chem import bond_orders, bonds, elements
 
-# shared/ sits beside the repository checkout (here and in CI).
-PEER_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared/peer-tests/rdkit-determinebonds"
-# The 16 neutral closed-shell geometries of the RDKit DetermineBonds test set (see its README).
+# RDKit's bond-perception test geometries, vendored with their licence (see SOURCE.md there).
+PEER_DIR = pathlib.Path(__file__).resolve().parent / "testdata" / "rdkit_determinebonds"
+# The 16 neutral closed-shell geometries of the RDKit DetermineBonds test set (see SOURCE.md).
 PEER_NEUTRAL = [
     "charged_fragments_test11",
     "charged_fragments_test12",
