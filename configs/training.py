@@ -24,7 +24,9 @@ Fields (all overridable from the command line, e.g. ``--config.training.num_step
     (``num_steps`` there overrides ``training.num_steps`` for that stage only).
 ``config.optimizer.<stage>``: the fields of ``training.optim.make_optimizer`` plus ``ema_rate``.
 ``config.mesh.data``: number of devices on the ``data`` axis (-1: all devices).
-``config.diffusion``: ``schedule`` ("polynomial_2"), ``num_steps`` (T = 1000), ``precision``.
+``config.diffusion``: ``schedule`` ("polynomial_2"), ``num_steps`` (T = 1000), ``precision``,
+    and the learning-efficiency options (``diffusion()``); ``config.loss``: ``kl_weight``,
+    ``latent_noise`` (``loss()``).
 Compute dtype (bf16 on accelerators) is ``config.model.dtype`` ("float32" | "bfloat16").
 """
 
@@ -114,10 +116,33 @@ def optimizer() -> ml_collections.ConfigDict:
 
 
 def diffusion() -> ml_collections.ConfigDict:
-    """``config.diffusion``: noise schedule name, number of steps T and precision (method.md §6)."""
+    """``config.diffusion``: noise schedule, T and precision (method.md §6), and the learning-
+    efficiency options, all off by default (the paper's recipe):
+
+    ``target`` ("eps" | "x0" | "v": what the denoiser network predicts), ``timestep_power``
+    (training times ``round(T·u^p)``; 1 = uniform), ``min_snr_gamma`` (0 = unweighted loss),
+    ``normalize_latents`` (divide the latent by the std of ``mu_x``, estimated on
+    ``latent_scale_batches`` training batches when the diffusion stage starts).
+    """
     return ml_collections.ConfigDict(
-        {"schedule": "polynomial_2", "num_steps": 1000, "precision": 1e-5}
+        {
+            "schedule": "polynomial_2",
+            "num_steps": 1000,
+            "precision": 1e-5,
+            "target": "eps",
+            "timestep_power": 1.0,
+            "min_snr_gamma": 0.0,
+            "normalize_latents": False,
+            "latent_scale_batches": 32,
+        }
     )
+
+
+def loss() -> ml_collections.ConfigDict:
+    """``config.loss``: ``kl_weight`` of the autoencoder's latent term (paper 0.01) and
+    ``latent_noise``, the std of zero-CoM noise added to ``mu_x`` before decoding in training
+    (0 = the paper; > 0 teaches the decoder to tolerate the sampler's latent error)."""
+    return ml_collections.ConfigDict({"kl_weight": 0.01, "latent_noise": 0.0})
 
 
 def mesh() -> ml_collections.ConfigDict:
@@ -155,5 +180,6 @@ def add_training_sections(config: ml_collections.ConfigDict, stage: str) -> None
     config.training = training()
     config.optimizer = optimizer()
     config.mesh = mesh()
+    config.loss = loss()
     if "diffusion" not in config:
         config.diffusion = diffusion()

@@ -90,6 +90,7 @@ class ModelRunner:
                 samples_per_spectrum=k,
                 settings=settings,
                 with_attention=with_attention,
+                target=self.bundle.config.get("diffusion", {}).get("target", "eps"),
             )
         return self._fns[key]
 

@@ -7,6 +7,8 @@
   mean ``mu_x``. The encoder std is fixed (sigma_0, a diffusion-schedule value) and is applied
   by the caller: ``z_x = mu_x + sigma_0 * eps`` with zero-centre-of-mass ``eps``.
 * ``decode``: 9-block EGNN on ``(z_x, z_h)``; output positions, mean-removed, are ``x_rec``.
+* ``latent_scale``: a scalar parameter (1 at init) that no stage trains; the trainer may set it
+  to the std of ``mu_x`` so the diffusion sees unit-scale latents (``models/chain.py``).
 
 Both EGNNs use the layer-0 squared distances as the extra edge feature ``a_ij`` (EDM/GeoLDM
 convention). Their feature outputs are never used by the reference, so no output projection is
@@ -63,6 +65,7 @@ class Autoencoder(nn.Module):
     dtype: jnp.dtype = jnp.float32
 
     def setup(self):
+        self.latent_scale = self.param("latent_scale", nn.initializers.ones, (), jnp.float32)
         self.atom_embedding = nn.Embed(
             self.num_atom_types, self.latent_h_dim, embedding_init=xavier_normal()
         )

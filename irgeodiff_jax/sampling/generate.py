@@ -5,7 +5,7 @@ types, runs (method.md §6):
 
 1. the spectral encoder τθ once per spectrum (``SpectralClassifier.encode``);
 2. the autoencoder's atom embedding ``z_h`` and the denoiser's prepared condition (every
-   cross-attention K/V) once per spectrum;
+   cross-attention K/V) once per spectrum (all model calls go through ``models/chain.py``);
 3. the reverse diffusion for k samples per spectrum: a ``vmap`` over spectra of a ``vmap``
    over samples of the sampler (one ``lax.scan``). The inner ``vmap`` broadcasts the
    per-spectrum condition to the k samples, so it is never copied k times in memory;
@@ -29,6 +29,7 @@ import numpy as np
 
 from irgeodiff_jax.diffusion import sampler as sampler_lib
 from irgeodiff_jax.diffusion.schedules import NoiseSchedule
+from irgeodiff_jax.models.chain import ModelChain
 
 SAMPLERS = ("ancestral", "fast")
 _ATOM_BRANCH, _EDGE_BRANCH = "atom_cross_attention", "edge_cross_attention"
@@ -185,6 +186,7 @@ def make_generate_fn(
     settings: SamplerSettings,
     with_attention: bool = False,
     max_traces: int | None = None,
+    target: str = "eps",
 ) -> Callable:
     """Jitted ``generate(params, inputs: GenerateInputs) -> dict`` (traces once per shape).
 
@@ -196,20 +198,22 @@ def make_generate_fn(
         with_attention: also return the attention maps of sample 0 of every spectrum.
         max_traces: if set, generation raises ``GenerateError`` once the function has been traced
             more often (one trace per input shape is expected).
+        target: what the denoiser predicts (``config.diffusion.target``: "eps", "x0" or "v").
 
     Returns:
         A jitted function of ``(params {"classifier", "autoencoder", "denoiser"}, inputs)``
         returning ``{"positions": [B, k, N, 3] float32}`` plus, with attention,
         ``"atom_attention" [B, layers, N, K]`` and ``"edge_attention" [B, layers, K]``.
-        Padded atoms have zero positions.
+        Padded atoms have zero positions. The latent scale stored in the autoencoder's
+        parameters is applied by the chain (``models/chain.py``).
     """
     settings.check(schedule)
     if samples_per_spectrum < 1:
         raise GenerateError(f"samples_per_spectrum must be >= 1, got {samples_per_spectrum}")
-    cls, ae, den = models["classifier"], models["autoencoder"], models["denoiser"]
+    chain = ModelChain(models, schedule, target)
     k = int(samples_per_spectrum)
 
-    def chain(denoise_fn, key, mask):
+    def reverse_chain(denoise_fn, key, mask):
         if settings.name == "ancestral":
             return sampler_lib.ancestral_sample(
                 denoise_fn, key, mask, schedule, final_mode=settings.final_mode
@@ -224,62 +228,37 @@ def make_generate_fn(
             final_mode=settings.final_mode,
         )
 
-    def one_sample(p_den, key, z_h, mask, cond):
+    def one_sample(params, key, z_h, mask, cond):
         """One sample of one spectrum (unbatched inputs; the sampler sees a batch of one)."""
 
         def denoise_fn(z_t, t):
-            return den.apply(
-                {"params": p_den},
-                z_t,
-                t,
-                z_h[None],
-                mask[None],
-                _add_axis(cond),
-                deterministic=True,
-            )
+            return chain.predict_eps(params, z_t, t, z_h[None], mask[None], _add_axis(cond))
 
-        return chain(denoise_fn, key, mask[None])[0]
+        return reverse_chain(denoise_fn, key, mask[None])[0]
 
-    def one_spectrum(p_den, key, z_h, mask, cond):
+    def one_spectrum(params, key, z_h, mask, cond):
         sample_keys = jax.vmap(lambda j: jax.random.fold_in(key, j))(jnp.arange(k))
         return jax.vmap(one_sample, in_axes=(None, 0, None, None, None))(
-            p_den, sample_keys, z_h, mask, cond
+            params, sample_keys, z_h, mask, cond
         )  # [k, N, 3]
 
     def generate(params: dict, inputs: GenerateInputs) -> dict:
         mask = inputs.atom_mask.astype(bool)
-        encoding = cls.apply(
-            {"params": params["classifier"]},
-            inputs.spectrum_tokens,
-            inputs.formula_tokens,
-            deterministic=True,
-            method="encode",
-        )
-        z_h = ae.apply(
-            {"params": params["autoencoder"]},
-            inputs.atom_types,
-            mask,
-            encoding,
-            deterministic=True,
-            method="embed_atoms",
-        )
-        cond = den.apply({"params": params["denoiser"]}, encoding, method="prepare")
+        encoding = chain.encode_spectrum(params, inputs.spectrum_tokens, inputs.formula_tokens)
+        z_h = chain.embed_atoms(params, inputs.atom_types, mask, encoding)
+        cond = chain.prepare(params, encoding)
         z_x = jax.vmap(one_spectrum, in_axes=(None, 0, 0, 0, 0))(
-            params["denoiser"], inputs.keys, z_h, mask, cond
+            params, inputs.keys, z_h, mask, cond
         )  # [B, k, N, 3]
         b, n = mask.shape
         flat_mask = jnp.repeat(mask, k, axis=0)
-        x = ae.apply(
-            {"params": params["autoencoder"]},
-            z_x.reshape(b * k, n, 3),
-            jnp.repeat(z_h, k, axis=0),
-            flat_mask,
-            method="decode",
+        x = chain.decode_latent(
+            params, z_x.reshape(b * k, n, 3), jnp.repeat(z_h, k, axis=0), flat_mask
         )
         x = jnp.where(flat_mask[..., None], x, 0.0).reshape(b, k, n, 3)
         out = {"positions": x}
         if with_attention:
-            _, state = den.apply(
+            _, state = models["denoiser"].apply(
                 {"params": params["denoiser"]},
                 z_x[:, 0],
                 jnp.zeros((b,), jnp.float32),
@@ -289,7 +268,8 @@ def make_generate_fn(
                 deterministic=True,
                 mutable=["intermediates"],
             )
-            atom, edge = attention_summary(state["intermediates"], mask, den.edge_pairs)
+            edge_pairs = models["denoiser"].edge_pairs
+            atom, edge = attention_summary(state["intermediates"], mask, edge_pairs)
             out.update(atom_attention=atom, edge_attention=edge)
         return out
 

@@ -35,6 +35,7 @@ import optax
 
 from irgeodiff_jax.diffusion import gaussian, schedules
 from irgeodiff_jax.models import autoencoder as autoencoder_lib
+from irgeodiff_jax.models import chain as chain_lib
 from irgeodiff_jax.models import factory
 from irgeodiff_jax.training import optim
 from irgeodiff_jax.training.state import TrainState, freeze_untrainable
@@ -48,9 +49,11 @@ STAGE_MODULES = {
 # Parameter path prefixes that a stage holds but must not change.
 FROZEN_PREFIXES = {
     "classifier": (),
-    "autoencoder": (),
-    "diffusion": ("classifier/", "autoencoder/encoder/"),
+    "autoencoder": ("autoencoder/latent_scale",),
+    "diffusion": ("classifier/", "autoencoder/encoder/", "autoencoder/latent_scale"),
 }
+# Diagnostics: the diffusion eval reports the ε-MSE in these log-SNR bands (edges, ascending).
+LOGSNR_BAND_EDGES = (0.0, 3.0, 6.0, 9.0)
 # Loss terms of each stage, in the order a non-finite value is reported.
 LOSS_TERMS = {
     "classifier": ("cls",),
@@ -153,40 +156,36 @@ def _wmean(values: jax.Array, w: jax.Array) -> jax.Array:
     return jnp.sum(values * w) / jnp.maximum(jnp.sum(w), 1.0)
 
 
-def _encode_spectrum(models, params, batch, *, deterministic, rng):
-    return models["classifier"].apply(
-        {"params": params["classifier"]},
-        batch["spectrum_tokens"],
-        batch["formula_tokens"],
-        deterministic=deterministic,
-        method="encode",
-        rngs={"dropout": rng},
-    )
+def make_chain(models: dict, config, schedule=None) -> chain_lib.ModelChain:
+    """The model chain with ``config.diffusion``'s target (and schedule, for diffusion)."""
+    target = config.get("diffusion", {}).get("target", "eps")
+    return chain_lib.ModelChain(models, schedule, target)
 
 
-def _cls_terms(models, params, batch, encoding, *, deterministic, rng) -> dict:
+def loss_settings(config) -> dict:
+    """Learning-recipe fields with the paper's values as defaults (configs may omit them).
+
+    ``kl_weight`` (autoencoder KL term), ``latent_noise`` (std of the zero-CoM noise added to
+    ``mu_x`` before decoding in training; 0 = the paper), ``timestep_power`` (training times
+    ``t = round(T·u^p)``, ``u ~ U(0, 1)``; 1 = uniform, > 1 puts more steps at low noise),
+    ``min_snr_gamma`` (0 = off; else the loss of each molecule is weighted so that its
+    x0-equivalent weight is ``min(SNR, γ)``, as in min-SNR-γ).
+    """
+    loss = config.get("loss", {})
+    diffusion = config.get("diffusion", {})
+    return {
+        "kl_weight": float(loss.get("kl_weight", autoencoder_lib.KL_WEIGHT)),
+        "latent_noise": float(loss.get("latent_noise", 0.0)),
+        "timestep_power": float(diffusion.get("timestep_power", 1.0)),
+        "min_snr_gamma": float(diffusion.get("min_snr_gamma", 0.0)),
+    }
+
+
+def _cls_terms(chain, params, batch, encoding, *, deterministic, rng) -> dict:
     """Per-molecule BCE ``[B]`` and the logits ``[B, m]``."""
-    logits = (
-        models["classifier"]
-        .apply(
-            {"params": params["classifier"]},
-            encoding,
-            deterministic=deterministic,
-            method="classify",
-            rngs={"dropout": rng},
-        )
-        .astype(jnp.float32)
-    )
+    logits = chain.classify(params, encoding, deterministic=deterministic, rng=rng)
     bce = optax.sigmoid_binary_cross_entropy(logits, batch["fg_labels"]).mean(axis=-1)
     return {"cls": bce, "logits": logits}
-
-
-def _ae(models, params, batch, *args, method, deterministic=True, rng=None):
-    rngs = None if rng is None else {"dropout": rng}
-    kw = {"deterministic": deterministic} if method == "embed_atoms" else {}
-    return models["autoencoder"].apply(
-        {"params": params["autoencoder"]}, *args, method=method, rngs=rngs, **kw
-    )
 
 
 def _recon(x_rec, x, mask) -> jax.Array:
@@ -196,74 +195,124 @@ def _recon(x_rec, x, mask) -> jax.Array:
     return jnp.sum(((x_rec - x) * m) ** 2, axis=(-2, -1)) / (3.0 * n)
 
 
-def classifier_terms(models, params, batch, rng, *, deterministic) -> dict:
+def _latent_noise(key, z, mask, std: float, *, deterministic: bool) -> jax.Array:
+    """``z`` plus zero-CoM noise of ``std`` in training (the decoder learns to tolerate it)."""
+    if deterministic or std <= 0.0:
+        return z
+    return z + std * gaussian.sample_zero_com_noise(key, z.shape, mask)
+
+
+def classifier_terms(chain, params, batch, rng, settings, *, deterministic) -> dict:
+    del settings
     k_enc, k_cls = jax.random.split(rng)
-    enc = _encode_spectrum(models, params, batch, deterministic=deterministic, rng=k_enc)
-    return _cls_terms(models, params, batch, enc, deterministic=deterministic, rng=k_cls)
+    enc = chain.encode_spectrum(params, batch["spectrum_tokens"], batch["formula_tokens"],
+                                deterministic=deterministic, rng=k_enc)  # fmt: skip
+    return _cls_terms(chain, params, batch, enc, deterministic=deterministic, rng=k_cls)
 
 
-def autoencoder_terms(models, params, batch, rng, *, deterministic) -> dict:
-    k_enc, k_cls, k_h = jax.random.split(rng, 3)
-    enc = _encode_spectrum(models, params, batch, deterministic=deterministic, rng=k_enc)
-    out = _cls_terms(models, params, batch, enc, deterministic=deterministic, rng=k_cls)
+def autoencoder_terms(chain, params, batch, rng, settings, *, deterministic) -> dict:
+    k_enc, k_cls, k_h, k_n = jax.random.split(rng, 4)
+    enc = chain.encode_spectrum(params, batch["spectrum_tokens"], batch["formula_tokens"],
+                                deterministic=deterministic, rng=k_enc)  # fmt: skip
+    out = _cls_terms(chain, params, batch, enc, deterministic=deterministic, rng=k_cls)
     x, mask = batch["positions"], batch["atom_mask"]
-    z_h = _ae(
-        models, params, batch, batch["atom_types"], mask, enc,
-        method="embed_atoms", deterministic=deterministic, rng=k_h,
-    )  # fmt: skip
-    mu_x = _ae(models, params, batch, x, z_h, mask, method="encode")
-    x_rec = _ae(models, params, batch, mu_x, z_h, mask, method="decode")
+    z_h = chain.embed_atoms(params, batch["atom_types"], mask, enc,
+                            deterministic=deterministic, rng=k_h)  # fmt: skip
+    mu_x = chain.encode_mean(params, x, z_h, mask)
+    z = _latent_noise(k_n, mu_x, mask, settings["latent_noise"], deterministic=deterministic)
+    x_rec = chain.decode_mean(params, z, z_h, mask)
     m = mask.astype(jnp.float32)[..., None]
     out["recon"] = _recon(x_rec, x, mask)
     out["kl_x"] = 0.5 * jnp.sum((mu_x * m) ** 2, axis=(-2, -1))
     return out
 
 
-def diffusion_terms(models, params, batch, rng, schedule, *, deterministic) -> dict:
-    k_h, k_z, k_t, k_eps, k_den = jax.random.split(rng, 5)
+def sample_timesteps(key, batch_size: int, num_steps: int, power: float) -> jax.Array:
+    """``[B]`` int32 training times: uniform on ``{0..T}`` (power 1), else ``round(T·u^p)``."""
+    if power == 1.0:
+        return gaussian.sample_timesteps(key, batch_size, num_steps)
+    u = jax.random.uniform(key, (batch_size,))
+    return jnp.round(num_steps * u**power).astype(jnp.int32)
+
+
+def _snr_weight(chain, t, gamma: float) -> jax.Array:
+    """Per-molecule min-SNR-γ weight for the chain's target (1 when ``gamma`` is 0)."""
+    if gamma <= 0.0:
+        return jnp.ones_like(t)
+    alpha, sigma = chain.alpha_sigma(t)
+    snr = (alpha / sigma)[:, 0, 0] ** 2
+    clipped = jnp.minimum(snr, gamma)
+    return {"eps": clipped / snr, "x0": clipped, "v": clipped / (snr + 1.0)}[chain.target]
+
+
+def diffusion_terms(chain, params, batch, rng, settings, *, deterministic) -> dict:
+    """``ldm`` (the weighted target loss), ``recon``, plus ``eps_mse`` and ``t`` (diagnostics)."""
+    schedule = chain.schedule
+    k_h, k_z, k_t, k_eps, k_den, k_n = jax.random.split(rng, 6)
     x, mask = batch["positions"], batch["atom_mask"]
     enc = jax.lax.stop_gradient(
-        _encode_spectrum(models, params, batch, deterministic=True, rng=k_h)
+        chain.encode_spectrum(params, batch["spectrum_tokens"], batch["formula_tokens"])
     )
-    z_h = _ae(
-        models, params, batch, batch["atom_types"], mask, enc,
-        method="embed_atoms", deterministic=deterministic, rng=k_h,
-    )  # fmt: skip
-    mu_x = _ae(models, params, batch, x, z_h, mask, method="encode")
+    z_h = chain.embed_atoms(params, batch["atom_types"], mask, enc,
+                            deterministic=deterministic, rng=k_h)  # fmt: skip
     sigma0 = schedule.sigma(jnp.zeros((), jnp.int32))
-    z_x = mu_x + sigma0 * gaussian.sample_zero_com_noise(k_z, x.shape, mask)
-    z_x = jax.lax.stop_gradient(z_x)
-    t_int = gaussian.sample_timesteps(k_t, x.shape[0], schedule.num_steps)
+    z_x = chain.encode_latent(params, x, z_h, mask)
+    z_x = jax.lax.stop_gradient(z_x + sigma0 * gaussian.sample_zero_com_noise(k_z, x.shape, mask))
+    t_int = sample_timesteps(k_t, x.shape[0], schedule.num_steps, settings["timestep_power"])
     eps = gaussian.sample_zero_com_noise(k_eps, x.shape, mask)
     z_t = gaussian.q_sample(z_x, t_int, eps, schedule)
     t = t_int.astype(jnp.float32) / schedule.num_steps
-    eps_hat = models["denoiser"].apply(
-        {"params": params["denoiser"]}, z_t, t, z_h, mask, enc,
-        deterministic=deterministic, method="forward", rngs={"dropout": k_den},
-    )  # fmt: skip
-    x_rec = _ae(models, params, batch, z_x, z_h, mask, method="decode")
-    return {"ldm": gaussian.ldm_loss(eps, eps_hat, mask), "recon": _recon(x_rec, x, mask)}
+    cond = chain.prepare(params, enc)
+    out = chain.network(params, z_t, t, z_h, mask, cond, deterministic=deterministic, rng=k_den)
+    target = chain.target_value(z_x, eps, t)
+    weight = _snr_weight(chain, t, settings["min_snr_gamma"])
+    eps_hat = chain.output_to_eps(out, z_t, t, mask.astype(bool))
+    mu_dec = _latent_noise(k_n, z_x * chain.latent_scale(params), mask,
+                           settings["latent_noise"], deterministic=deterministic)  # fmt: skip
+    x_rec = chain.decode_mean(params, mu_dec, z_h, mask)
+    return {
+        "ldm": weight * gaussian.ldm_loss(target, out, mask),
+        "recon": _recon(x_rec, x, mask),
+        "eps_mse": gaussian.ldm_loss(eps, eps_hat, mask),
+        "t": t_int,
+        "latent_std": _latent_std(z_x, mask),
+    }
 
 
-def stage_terms(models, stage, schedule, params, batch, rng, *, deterministic) -> dict:
+def _latent_std(z, mask) -> jax.Array:
+    """Per-molecule RMS of the latent coordinates over real atoms ``[B]``."""
+    m = mask.astype(jnp.float32)[..., None]
+    n = jnp.maximum(jnp.sum(mask.astype(jnp.float32), axis=-1), 1.0)
+    return jnp.sqrt(jnp.sum((z * m) ** 2, axis=(-2, -1)) / (3.0 * n))
+
+
+def stage_terms(chain, stage, settings, params, batch, rng, *, deterministic) -> dict:
     """Per-molecule loss terms ``{term: [B]}`` (plus ``logits`` when τθ classifies)."""
-    if stage == "classifier":
-        return classifier_terms(models, params, batch, rng, deterministic=deterministic)
-    if stage == "autoencoder":
-        return autoencoder_terms(models, params, batch, rng, deterministic=deterministic)
-    return diffusion_terms(models, params, batch, rng, schedule, deterministic=deterministic)
+    fn = {
+        "classifier": classifier_terms,
+        "autoencoder": autoencoder_terms,
+        "diffusion": diffusion_terms,
+    }[stage]
+    return fn(chain, params, batch, rng, settings, deterministic=deterministic)
 
 
-def total_loss(stage: str, terms: dict) -> jax.Array:
+def total_loss(stage: str, terms: dict, settings: dict) -> jax.Array:
     """Per-molecule total ``[B]`` of a stage's terms."""
     if stage == "classifier":
         return terms["cls"]
     if stage == "autoencoder":
-        return terms["recon"] + autoencoder_lib.KL_WEIGHT * terms["kl_x"] + terms["cls"]
+        return terms["recon"] + settings["kl_weight"] * terms["kl_x"] + terms["cls"]
     return terms["ldm"] + terms["recon"]
 
 
 # --------------------------------------------------------------------------- steps
+
+
+def _stage_setup(models, config, stage: str, schedule):
+    check_stage(stage)
+    if schedule is None and stage == "diffusion":
+        schedule = make_schedule(config)
+    return make_chain(models, config, schedule), loss_settings(config)
 
 
 def make_train_step(models: dict, config, stage: str, schedule=None) -> Callable:
@@ -271,17 +320,19 @@ def make_train_step(models: dict, config, stage: str, schedule=None) -> Callable
 
     ``metrics`` (float32 scalars): ``loss``, every term of ``LOSS_TERMS[stage]``,
     ``grad_norm`` (global norm of the raw gradients), ``param_norm``, ``learning_rate`` (used
-    for this update) and, with adaptive clipping, ``grad_clip_max`` / ``grad_clipped``.
+    for this update) and, with adaptive clipping, ``grad_clip_max`` / ``grad_clipped``; for
+    diffusion also ``latent_std`` (RMS of the diffusion latent over real atoms).
     """
-    check_stage(stage)
-    schedule = make_schedule(config) if schedule is None and stage == "diffusion" else schedule
+    chain, settings = _stage_setup(models, config, stage, schedule)
     lr_schedule = optim.make_lr_schedule(config.optimizer[stage])
 
     def loss_fn(params, batch, rng):
-        terms = stage_terms(models, stage, schedule, params, batch, rng, deterministic=False)
+        terms = stage_terms(chain, stage, settings, params, batch, rng, deterministic=False)
         w = _weights(batch)
         means = {k: _wmean(terms[k], w) for k in LOSS_TERMS[stage]}
-        return _wmean(total_loss(stage, terms), w), means
+        if "latent_std" in terms:
+            means["latent_std"] = _wmean(terms["latent_std"], w)
+        return _wmean(total_loss(stage, terms, settings), w), means
 
     def train_step(state: TrainState, batch: dict, root_key: jax.Array):
         rng = jax.random.fold_in(root_key, state.step)
@@ -303,22 +354,43 @@ def make_eval_step(models: dict, config, stage: str, schedule=None) -> Callable:
 
     Sums: ``count`` (real molecules), ``loss`` and every term (weighted by molecule); when τθ
     classifies, ``fg_correct`` / ``fg_total`` (label accuracy), ``fg_tp`` / ``fg_fp`` /
-    ``fg_fn`` (micro F1) and ``fg_exact`` (molecules with every group right) at threshold 0.5.
-    Turn sums into means with ``summarize_eval``.
+    ``fg_fn`` (micro F1) and ``fg_exact`` (molecules with every group right) at threshold 0.5;
+    for diffusion, ``eps_band_<k>`` / ``count_band_<k>``: the ε-MSE summed per log-SNR band
+    (``LOGSNR_BAND_EDGES``) and ``latent_std``. Turn sums into means with ``summarize_eval``.
     """
-    check_stage(stage)
-    schedule = make_schedule(config) if schedule is None and stage == "diffusion" else schedule
+    chain, settings = _stage_setup(models, config, stage, schedule)
 
     def eval_step(params: Any, batch: dict, key: jax.Array) -> dict:
-        terms = stage_terms(models, stage, schedule, params, batch, key, deterministic=True)
+        terms = stage_terms(chain, stage, settings, params, batch, key, deterministic=True)
         w = _weights(batch)
-        sums = {"count": jnp.sum(w), "loss": jnp.sum(total_loss(stage, terms) * w)}
+        sums = {"count": jnp.sum(w), "loss": jnp.sum(total_loss(stage, terms, settings) * w)}
         sums.update({k: jnp.sum(terms[k] * w) for k in LOSS_TERMS[stage]})
         if "logits" in terms:
             sums.update(_fg_counts(terms["logits"], batch["fg_labels"], w))
+        if "eps_mse" in terms:
+            sums.update(_band_sums(chain.schedule, terms, w))
         return jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), sums)
 
     return eval_step
+
+
+def _band_sums(schedule, terms, w) -> dict:
+    """ε-MSE and molecule counts per log-SNR band, and the summed latent RMS."""
+    logsnr = -schedule.gamma(terms["t"])
+    band = jnp.searchsorted(jnp.asarray(LOGSNR_BAND_EDGES), logsnr)
+    out = {"latent_std": jnp.sum(terms["latent_std"] * w)}
+    for k in range(len(LOGSNR_BAND_EDGES) + 1):
+        wk = w * (band == k)
+        out[f"eps_band_{k}"] = jnp.sum(terms["eps_mse"] * wk)
+        out[f"count_band_{k}"] = jnp.sum(wk)
+    return out
+
+
+def band_names() -> list[str]:
+    """Readable names of the log-SNR bands, e.g. ``"logsnr<0"``, ``"logsnr0-3"``."""
+    e = LOGSNR_BAND_EDGES
+    mids = [f"logsnr{a:g}-{b:g}" for a, b in zip(e[:-1], e[1:], strict=True)]
+    return [f"logsnr<{e[0]:g}", *mids, f"logsnr>={e[-1]:g}"]
 
 
 def _fg_counts(logits, labels, w) -> dict:
@@ -347,5 +419,11 @@ def summarize_eval(sums: dict, stage: str) -> dict[str, float]:
         out["fg_exact_match"] = float(sums["fg_exact"]) / count
     if "recon" in out:
         out["recon_mse"] = out["recon"]
+    if "latent_std" in sums:
+        out["latent_std"] = float(sums["latent_std"]) / count
+        for k, name in enumerate(band_names()):
+            n_k = float(sums[f"count_band_{k}"])
+            if n_k > 0:
+                out[f"eps_mse/{name}"] = float(sums[f"eps_band_{k}"]) / n_k
     out["count"] = float(sums["count"])
     return out

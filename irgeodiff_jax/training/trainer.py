@@ -33,7 +33,7 @@ from jax.experimental import multihost_utils
 
 from irgeodiff_jax.data import input_pipeline
 from irgeodiff_jax.models import factory
-from irgeodiff_jax.training import checkpointing, inference, metrics, sharding, step
+from irgeodiff_jax.training import checkpointing, inference, latent_scale, metrics, sharding, step
 
 EVAL_KEY_SALT = 0x7FFFFFFF
 
@@ -176,7 +176,21 @@ def initial_params(models, config, workdir: str, stage: str, key) -> dict:
         params = inference.overlay_params(params, prev.params, prev.params, exact=True, what=what)
     elif earlier:
         logging.warning("stage %s: no earlier stage in %s; starting from scratch", stage, workdir)
+    if stage == "diffusion" and config.diffusion.get("normalize_latents", False):
+        params = _with_latent_scale(models, config, params)
     return params
+
+
+def _with_latent_scale(models, config, params: dict) -> dict:
+    """``params`` with the autoencoder's ``latent_scale`` estimated on training batches."""
+    _, local_batch = setup_mesh(config, "diffusion")
+    it = setup_data(config, "diffusion", local_batch)
+    count = min(int(config.diffusion.get("latent_scale_batches", 32)), it.batches_per_epoch)
+    batches = [step.device_batch(next(it)) for _ in range(count)]
+    unit = {**params, "autoencoder": {**params["autoencoder"], "latent_scale": np.float32(1.0)}}
+    scale = latent_scale.estimate_latent_scale(step.make_chain(models, config), unit, batches)
+    logging.info("stage diffusion: latent scale %.4f (from %d training batches)", scale, count)
+    return {**params, "autoencoder": {**params["autoencoder"], "latent_scale": np.float32(scale)}}
 
 
 def setup_state(models, config, workdir: str, stage: str, mesh, manager):
