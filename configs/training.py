@@ -62,6 +62,15 @@ def training(batch_sizes=(256, 128, 64), num_epochs=(100, 300, 1000)) -> ml_coll
             "progress_bar": True,
             "preemption_check_every_steps": 10,
             "prng_impl": "threefry2x32",
+            # Diffusion only: sample validation spectra and score them in a side process
+            # (irgeodiff_jax/sampling/sample_check.py); every_steps 0 = off.
+            "sample_check": {
+                "every_steps": 0,
+                "num_spectra": 16,
+                "samples": 4,
+                "sampler_steps": 50,
+                "timeout_s": 60.0,
+            },
         }
     )
     for stage, batch, epochs in zip(STAGES, batch_sizes, num_epochs, strict=True):

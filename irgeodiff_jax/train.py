@@ -59,6 +59,20 @@ class _QuietOrbax(std_logging.Filter):
         return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
 
 
+def _hooks(config) -> tuple:
+    """The sample check of the diffusion stage when ``training.sample_check.every_steps > 0``."""
+    from irgeodiff_jax.sampling import sample_check  # noqa: PLC0415
+    from irgeodiff_jax.training import step  # noqa: PLC0415
+
+    runs_diffusion = config.stage in ("all", "diffusion")
+    if not runs_diffusion or sample_check.settings_of(config)["every_steps"] <= 0:
+        return ()
+    from irgeodiff_jax.models import factory  # noqa: PLC0415
+
+    models = factory.create_models(config)
+    return (sample_check.SampleCheck(config, models, step.make_schedule(config)),)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -67,7 +81,7 @@ def main(argv):
     from irgeodiff_jax.training import trainer  # noqa: PLC0415  (after distributed init)
 
     try:
-        results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _hooks(_CONFIG.value))
     except _known_errors() as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)

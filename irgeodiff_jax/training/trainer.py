@@ -75,16 +75,21 @@ class _Run:
     eval_step: object
     manager: object
     writer: metrics.MetricWriter
+    hooks: tuple = ()
 
 
 def stages_to_run(config) -> tuple[str, ...]:
     return step.STAGES if config.stage == "all" else (step.check_stage(config.stage),)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, StageResult]:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, hooks: tuple = ()
+) -> dict[str, StageResult]:
     """Runs ``config.stage`` (or all three stages) in ``workdir``; returns results per stage.
 
-    Stops after a preempted stage (SIGTERM) without starting the next one.
+    Stops after a preempted stage (SIGTERM) without starting the next one. ``hooks``: objects
+    with ``after_eval(stage, step, ema_params, writer, final=...)`` (called after every
+    evaluation) and ``end_stage(stage, writer)``, e.g. ``sampling.sample_check.SampleCheck``.
     """
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
@@ -93,7 +98,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             f.write(config.to_json_best_effort(indent=2))
     results = {}
     for stage in stages_to_run(config):
-        results[stage] = train_stage(config, workdir, stage)
+        results[stage] = train_stage(config, workdir, stage, hooks)
         if results[stage].preempted:
             break
     return results
@@ -347,11 +352,15 @@ def _run_eval(run: _Run, state, step_: int, result: StageResult) -> None:
     if result.eval:
         run.writer.write(step_, {f"eval/{k}": v for k, v in result.eval.items()}, run.stage)
         logging.info("stage %s step %d eval: %s", run.stage, step_, result.eval)
+    for hook in run.hooks:
+        hook.after_eval(run.stage, step_, state.ema_params, run.writer,
+                        final=step_ == run.num_steps)  # fmt: skip
 
 
-def train_stage(config, workdir: str, stage: str) -> StageResult:
+def train_stage(config, workdir: str, stage: str, hooks: tuple = ()) -> StageResult:
     """Trains one stage to its step budget (resuming if ``workdir/<stage>`` has checkpoints)."""
     run = _setup_stage(config, workdir, stage)
+    run.hooks = tuple(hooks)
     state, start = run.state, int(jax.device_get(run.state.step))
     run.state = None  # the loop owns (and donates) the state
     result = StageResult(stage, start, run.num_steps)
@@ -371,6 +380,8 @@ def train_stage(config, workdir: str, stage: str) -> StageResult:
         raise
     finally:
         bar.close()
+    for hook in run.hooks:
+        hook.end_stage(stage, run.writer)
     _finish(run, state, result.final_step, save=True)
     return result
 
