@@ -57,6 +57,13 @@ def make_subset(out_dir: str, num: int) -> str:
     return out_dir
 
 
+def budget_flags(steps: list[str]) -> list[str]:
+    """``--config.training.<stage>.num_steps=n`` for the three stages' budgets."""
+    if len(steps) != 3:
+        raise app.UsageError("--steps takes three budgets: classifier,autoencoder,diffusion")
+    return [f"--config.training.{s}.num_steps={int(n)}" for s, n in zip(STAGES, steps, strict=True)]
+
+
 def run(args: list[str]) -> float:
     """Runs ``python -m args...`` (raising on failure); returns its wall time in seconds."""
     cmd = [sys.executable, "-m", *args]
@@ -87,11 +94,9 @@ def pipeline(work: str, config: str, overrides: list[str], num_spectra: int, k: 
 
 def main(argv):
     work = os.path.abspath(_WORKDIR.value)
-    if len(_STEPS.value) != 3:
-        raise app.UsageError("--steps takes three budgets: classifier,autoencoder,diffusion")
     subset = make_subset(os.path.join(work, "data"), _NUM.value)
     overrides = [f"--config.data.embedded_dir={subset}"]
-    overrides += [f"--config.training.{s}.num_steps={int(n)}" for s, n in zip(STAGES, _STEPS.value)]
+    overrides += budget_flags(_STEPS.value)
     overrides += list(argv[1:])
     t0 = time.time()
     m = pipeline(work, _CONFIG.value, overrides, _NUM.value, _K.value, _SAMPLER_STEPS.value)
