@@ -8,9 +8,12 @@ Runs, each as its own process (so every step can also be run, resumed or repeate
   2. ``python -m irgeodiff_jax.sample`` on ``--num_spectra`` held-out test spectra;
   3. ``python -m irgeodiff_jax.evaluate`` (bond assignment, identity, sim_g, validity, stability;
      with the xTB oracle on the first ``--oracle_spectra`` spectra).
-Re-running the same command resumes whichever step was interrupted.
+Re-running the same command resumes whichever step was interrupted. ``--config`` is a path from
+the working directory; a ``configs/<file>`` path that is not there (the command run outside the
+repository) is taken from the installed ``configs`` package.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -48,6 +51,19 @@ def _run(args: list[str]) -> None:
     print(f"  ({time.time() - t0:.0f} s)", flush=True)
 
 
+def _config_path(path: str) -> str:
+    """``path`` if it exists, else ``configs/<file>`` of the installed ``configs`` package."""
+    if os.path.exists(path):
+        return path
+    head, name = os.path.split(os.path.normpath(path))
+    spec = importlib.util.find_spec("configs") if head == "configs" else None
+    for directory in (spec and spec.submodule_search_locations) or ():
+        candidate = os.path.join(directory, name)
+        if os.path.exists(candidate):
+            return candidate
+    raise app.UsageError(f"--config={path}: no such file (relative to {os.getcwd()})")
+
+
 def _table(metrics: dict) -> str:
     lines = ["| metric | value |", "|---|---|"]
     for key, label in _ROWS:
@@ -63,10 +79,11 @@ def main(argv):
     del argv
     work = os.path.abspath(_WORKDIR.value)
     train_dir, samples_dir, eval_dir = (os.path.join(work, d) for d in ("train", "samples", "eval"))
+    config = _config_path(_CONFIG.value)
     _run(
         [
             "irgeodiff_jax.train",
-            f"--config={_CONFIG.value}:stage=all",
+            f"--config={config}:stage=all",
             f"--workdir={train_dir}",
             f"--config.training.num_steps={_STEPS.value}",
         ]
