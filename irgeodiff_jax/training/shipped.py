@@ -1,0 +1,114 @@
+"""A trained model as package data: export a run's EMA parameters, load them without a workdir.
+
+Layout of a model directory (``irgeodiff_jax/pretrained/`` for the model shipped with the
+package)::
+
+    config.json      the exact resolved config that trained it
+    params.msgpack   EMA parameters of the diffusion stage ({classifier, autoencoder, denoiser};
+                     the autoencoder's ``latent_scale`` included), flax msgpack, float32
+    model.json       provenance: source workdir, stage, step, export time, sha256 of params
+
+``export_model(workdir, out_dir)`` writes the three files atomically (each to a temporary name,
+then renamed). ``load_model(directory)`` returns the same ``InferenceBundle`` that
+``inference.load_for_inference`` returns for a workdir, so sampling code does not care which.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+from flax import serialization
+
+from irgeodiff_jax.training import inference
+
+CONFIG_NAME, PARAMS_NAME, META_NAME = "config.json", "params.msgpack", "model.json"
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained")
+
+
+class ModelFileError(inference.InferenceError):
+    """A model directory that is missing, incomplete or corrupt (one-line reason)."""
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def export_model(workdir: str, out_dir: str) -> dict:
+    """Writes the diffusion stage's EMA parameters and config of ``workdir`` to ``out_dir``.
+
+    Returns:
+        The provenance record written as ``model.json``.
+    """
+    bundle = inference.load_for_inference(workdir, stage="diffusion", use_ema=True)
+    params = jax.tree.map(lambda v: np.asarray(v, np.float32), bundle.params)
+    blob = serialization.msgpack_serialize(params)
+    os.makedirs(out_dir, exist_ok=True)
+    meta = {
+        "source_workdir": os.path.abspath(workdir),
+        "stage": bundle.stage,
+        "step": bundle.step,
+        "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "params_sha256": hashlib.sha256(blob).hexdigest(),
+        "latent_scale": float(params["autoencoder"]["latent_scale"]),
+        "num_params": int(sum(v.size for v in jax.tree.leaves(params))),
+    }
+    _write_atomic(os.path.join(out_dir, PARAMS_NAME), blob)
+    _write_atomic(os.path.join(out_dir, CONFIG_NAME),
+                  bundle.config.to_json_best_effort(indent=2).encode())  # fmt: skip
+    _write_atomic(os.path.join(out_dir, META_NAME), json.dumps(meta, indent=2).encode())
+    return meta
+
+
+def has_model(directory: str = SHIPPED_DIR) -> bool:
+    return all(os.path.exists(os.path.join(directory, n)) for n in (CONFIG_NAME, PARAMS_NAME))
+
+
+def load_model(directory: str = SHIPPED_DIR) -> inference.InferenceBundle:
+    """The model in ``directory`` (default: the one shipped in the package) as a bundle.
+
+    Raises:
+        ModelFileError: files missing, params corrupt (sha256 or msgpack), or params that do
+            not fit the stored config.
+    """
+    from irgeodiff_jax.models import factory  # noqa: PLC0415  (keeps this module light)
+
+    if not has_model(directory):
+        raise ModelFileError(
+            f"{directory}: no exported model ({CONFIG_NAME} and {PARAMS_NAME}); pass --workdir "
+            "of a trained run, or export one with `python -m irgeodiff_jax.export_model`"
+        )
+    with open(os.path.join(directory, CONFIG_NAME)) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    with open(os.path.join(directory, PARAMS_NAME), "rb") as f:
+        blob = f.read()
+    meta = {}
+    if os.path.exists(os.path.join(directory, META_NAME)):
+        with open(os.path.join(directory, META_NAME)) as f:
+            meta = json.load(f)
+    digest = meta.get("params_sha256")
+    if digest and hashlib.sha256(blob).hexdigest() != digest:
+        raise ModelFileError(f"{directory}/{PARAMS_NAME}: sha256 differs from {META_NAME}")
+    try:
+        params = serialization.msgpack_restore(blob)
+    except Exception as e:  # noqa: BLE001  (msgpack raises several types on corrupt input)
+        raise ModelFileError(f"{directory}/{PARAMS_NAME}: unreadable ({type(e).__name__})") from e
+    models = factory.create_models(config)
+    expected = jax.eval_shape(lambda k: factory.init_params(models, config, k), jax.random.key(0))
+    got = jax.tree.map(np.shape, params)
+    if jax.tree.map(lambda s: s.shape, expected) != got:
+        raise ModelFileError(f"{directory}: parameters do not fit the stored config")
+    return inference.InferenceBundle(
+        config=config, models=models, params=params, stage="diffusion",
+        step=int(meta.get("step", -1)), checkpoint_dir=directory, ema=True,
+    )  # fmt: skip

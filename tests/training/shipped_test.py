@@ -1,0 +1,55 @@
+"""Model directories: export of a trained run, loading without a workdir, corrupt files."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from irgeodiff_jax.training import inference, shipped
+from tests.sampling import run_cli
+from tests.sampling import trained_workdir_fixture as trained_workdir_fixture  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def exported(trained_workdir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("model"))
+    proc = run_cli("irgeodiff_jax.export_model", f"--workdir={trained_workdir['workdir']}",
+                   f"--out={out}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_exported_model_loads_as_the_workdir_does(trained_workdir, exported):
+    out, meta = exported
+    ref = inference.load_for_inference(trained_workdir["workdir"])
+    got = shipped.load_model(out)
+    assert (got.stage, got.step, meta["step"]) == ("diffusion", ref.step, ref.step)
+    assert got.config.to_dict() == json.loads(ref.config.to_json_best_effort())
+    flat_ref, flat_got = jax.tree.leaves(ref.params), jax.tree.leaves(got.params)
+    assert len(flat_ref) == len(flat_got)
+    for a, b in zip(flat_ref, flat_got, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert meta["latent_scale"] == float(ref.params["autoencoder"]["latent_scale"])
+
+
+def test_corrupt_and_missing_model_files_are_one_line_errors(exported, tmp_path):
+    out, _ = exported
+    with pytest.raises(shipped.ModelFileError, match="no exported model"):
+        shipped.load_model(str(tmp_path))
+    for name in (shipped.CONFIG_NAME, shipped.META_NAME):
+        (tmp_path / name).write_bytes(open(os.path.join(out, name), "rb").read())
+    blob = open(os.path.join(out, shipped.PARAMS_NAME), "rb").read()
+    (tmp_path / shipped.PARAMS_NAME).write_bytes(blob[: len(blob) // 2])  # truncated
+    with pytest.raises(shipped.ModelFileError, match="sha256"):
+        shipped.load_model(str(tmp_path))
+    os.remove(tmp_path / shipped.META_NAME)  # without the checksum: msgpack itself fails
+    with pytest.raises(shipped.ModelFileError, match="unreadable"):
+        shipped.load_model(str(tmp_path))
+
+
+def test_export_of_a_workdir_without_diffusion_exits_2(tmp_path):
+    proc = run_cli("irgeodiff_jax.export_model", f"--workdir={tmp_path}", f"--out={tmp_path}/m")
+    assert proc.returncode == 2 and "error:" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
