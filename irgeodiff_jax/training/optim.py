@@ -10,7 +10,10 @@ Config fields read by ``make_optimizer`` (a ``ConfigDict`` or any mapping; other
 field              meaning                                                   default
 =================  ========================================================  ============
 ``name``           ``"adam"`` or ``"adamw"``                                 required
-``learning_rate``  Noam base factor (NOT the peak LR, see ``noam_schedule``)  required
+``learning_rate``  Noam base factor (NOT the peak LR, see ``noam_schedule``);   required
+                   with ``schedule="warmup_constant"`` the peak LR itself
+``schedule``       ``"noam"`` or ``"warmup_constant"`` (linear warm-up, then     ``"noam"``
+                   constant: lets a small model keep learning on a CPU budget)
 ``warmup_steps``   Noam warm-up length, >= 1                                 required
 ``model_dim``      Noam model dimension                                      512
 ``b1``, ``b2``     Adam moment decay rates                                   0.9, 0.999
@@ -51,7 +54,9 @@ _FIELDS = {
     "weight_decay": 0.0,
     "amsgrad": False,
     "grad_clip": "none",
+    "schedule": "noam",
 }
+SCHEDULES = ("noam", "warmup_constant")
 _TOLERATED_FIELDS = ("ema_rate", "ema_decay")  # read by the train state, not here
 
 
@@ -222,8 +227,15 @@ def _clipping(grad_clip: Any) -> list[optax.GradientTransformation]:
 
 
 def make_lr_schedule(opt_config: Any) -> optax.Schedule:
-    """The Noam schedule described by ``opt_config`` (for logging the learning rate)."""
+    """The learning-rate schedule described by ``opt_config`` (Noam unless stated)."""
     fields = _read_fields(opt_config)
+    if fields["schedule"] not in SCHEDULES:
+        raise OptimizerConfigError(
+            f"schedule must be one of {SCHEDULES}, got {fields['schedule']!r}"
+        )
+    if fields["schedule"] == "warmup_constant":
+        peak, warmup = float(fields["learning_rate"]), max(int(fields["warmup_steps"]), 1)
+        return lambda count: peak * jnp.minimum(1.0, (count + 1.0) / warmup)
     return noam_schedule(fields["learning_rate"], fields["model_dim"], fields["warmup_steps"])
 
 

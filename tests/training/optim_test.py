@@ -192,3 +192,12 @@ def test_missing_field_and_tolerated_fields():
     assert optim.clip_metrics(tx.init({"w": jnp.zeros(1)})) == {}
     lr = optim.make_lr_schedule(_config())
     np.testing.assert_allclose(float(lr(0)), _noam_by_hand(0.1, 512, 3000, 1), rtol=1e-6)
+
+
+def test_warmup_constant_schedule_ramps_then_holds_the_peak():
+    cfg = {"name": "adam", "learning_rate": 1e-3, "warmup_steps": 4, "schedule": "warmup_constant"}
+    lr = optim.make_lr_schedule(cfg)
+    np.testing.assert_allclose([float(lr(c)) for c in range(6)],
+                               [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3], rtol=1e-6)  # fmt: skip
+    with pytest.raises(optim.OptimizerConfigError, match="schedule"):
+        optim.make_lr_schedule({**cfg, "schedule": "cosine"})
