@@ -5,13 +5,14 @@ Run from the repository root:
         [--batch_size 8] [--split test] [--seed 0] [--out DIR] [--workers 1]
 
 Both samplers run in the same process on the same model (the EMA parameters of W), the same
-first M spectra of the split, the same k and the same seed (``sample.run_sampling``; samples go to
-``DIR/fast`` and ``DIR/ancestral``, a temporary directory by default). Each directory is then
-scored by the evaluation side-process without the oracle (``evaluate.run_evaluation``, metrics from
-``evaluation.metrics``). Timings per sampler: ``wall_seconds`` (the whole ``run_sampling`` call,
-including data preparation, compilation and writing), ``first_batch_seconds`` (compilation plus
-the first batch) and, when there are at least two batches of one shape,
-``steady_seconds_per_spectrum`` (mean over the later batches, i.e. without compilation).
+first M spectra of the split, the same k and the same seed (``sampling.dataset.run_sampling``;
+samples go to ``DIR/fast`` and ``DIR/ancestral``, a temporary directory by default). Each
+directory is then scored by the evaluation side-process without the oracle
+(``evaluation.scoring.run_evaluation``, metrics from ``evaluation.metrics``). Timings per
+sampler: ``wall_seconds`` (the whole ``run_sampling`` call, including data preparation,
+compilation and writing), ``first_batch_seconds`` (compilation plus the first batch) and, when
+there are at least two batches of one shape, ``steady_seconds_per_spectrum`` (mean over the
+later batches, i.e. without compilation).
 Prints one JSON object.
 """
 
@@ -21,8 +22,9 @@ import os
 import tempfile
 import time
 
-from irgeodiff_jax import evaluate, sample
-from irgeodiff_jax.sampling import generate
+from irgeodiff_jax.evaluation import scoring
+from irgeodiff_jax.sampling import dataset, generate
+from irgeodiff_jax.sampling.runner import ModelRunner
 
 METRIC_KEYS = (
     "num_spectra",
@@ -36,7 +38,7 @@ METRIC_KEYS = (
 
 
 def _one(runner, args, settings, directory: str) -> dict:
-    summary = sample.run_sampling(
+    summary = dataset.run_sampling(
         args.workdir,
         directory,
         split=args.split,
@@ -52,7 +54,7 @@ def _one(runner, args, settings, directory: str) -> dict:
     later = summary["sampling_seconds"] - summary["first_call_seconds"]
     later_spectra = summary["spectra_written"] - min(args.batch_size, summary["spectra_written"])
     t0 = time.perf_counter()
-    metrics = evaluate.run_evaluation(
+    metrics = scoring.run_evaluation(
         directory,
         os.path.join(directory, "report"),
         workers=args.workers,
@@ -75,7 +77,7 @@ def _one(runner, args, settings, directory: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    runner = sample.ModelRunner(args.workdir)
+    runner = ModelRunner(args.workdir)
     out = args.out or tempfile.mkdtemp(prefix="samplers-")
     results = {}
     fast = generate.SamplerSettings("fast", steps=args.steps, eta=args.eta)

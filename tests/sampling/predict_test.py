@@ -1,6 +1,7 @@
 """``python -m irgeodiff_jax.predict`` on xTB-oracle spectra of methanol (CSV and JCAMP-DX)."""
 
 import csv
+import json
 import os
 import re
 
@@ -9,9 +10,9 @@ import pytest
 from rdkit import Chem
 
 from data_pipeline import qm9pack_source
-from irgeodiff_jax import predict, sample
 from irgeodiff_jax.chem import spectra, xtb
-from irgeodiff_jax.sampling import generate
+from irgeodiff_jax.sampling import candidates, generate, prediction
+from irgeodiff_jax.sampling.runner import ModelRunner
 from tests.sampling import run_cli, trained_workdir_fixture  # noqa: F401  (session fixture)
 
 METHANOL_QM9_INDEX = 8  # "CO"
@@ -66,13 +67,13 @@ def methanol(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def runner(trained_workdir):
-    return sample.ModelRunner(trained_workdir["workdir"])
+    return ModelRunner(trained_workdir["workdir"])
 
 
 def _read_csv(path: str) -> list[dict]:
     with open(path) as f:
         reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames) == predict.CSV_FIELDS
+        assert tuple(reader.fieldnames) == candidates.CSV_FIELDS
         return list(reader)
 
 
@@ -82,7 +83,7 @@ def test_predict_writes_ranked_candidates_and_plot(
 ):
     kind = "absorbance" if fmt == "csv" else None  # the JCAMP-DX file states transmittance
     out = str(tmp_path / fmt)
-    summary = predict.predict(
+    summary = prediction.predict(
         trained_workdir["workdir"],
         methanol[fmt],
         "CH4O",
@@ -106,6 +107,27 @@ def test_predict_writes_ranked_candidates_and_plot(
     assert len(samples) == K and all(m.GetNumAtoms() == 6 for m in samples)
     assert os.path.getsize(os.path.join(out, "overlay.png")) > 0
     assert os.path.exists(os.path.join(out, "prediction.json"))
+    assert summary["warnings"] == []  # whole range recorded, nothing clipped
+
+
+def test_partial_coverage_is_reported_as_a_warning(runner, trained_workdir, methanol, tmp_path):
+    x, y = np.loadtxt(methanol["csv"], delimiter=",", skiprows=1).T
+    part = tmp_path / "from_1000.csv"
+    np.savetxt(part, np.c_[x[x >= 1000], y[x >= 1000]], delimiter=",")
+    out = str(tmp_path / "out")
+    summary = prediction.predict(
+        trained_workdir["workdir"],
+        str(part),
+        "CH4O",
+        out,
+        k=K,
+        kind="absorbance",
+        settings=FAST,
+        runner=runner,
+    )
+    assert len(summary["warnings"]) == 1 and "\n" not in summary["warnings"][0]
+    with open(os.path.join(out, "prediction.json")) as f:
+        assert json.load(f)["warnings"] == summary["warnings"]
 
 
 def test_oracle_ranks_the_true_structure_by_sis(methanol):
@@ -115,12 +137,14 @@ def test_oracle_ranks_the_true_structure_by_sis(methanol):
     apart = x.copy()
     apart[1] += 5.0  # O pulled away: "C.O"-like fragments
     positions = np.stack([apart, apart, x, x + rng.normal(0, 0.01, x.shape), collapsed, x])
-    cands, unassigned = predict.group_candidates(z, positions)
+    cands, unassigned = candidates.group_candidates(z, positions)
     assert unassigned == 1
     assert [c["smiles"] for c in cands][0] == "CO" and cands[0]["count"] == 3
     assert cands[0]["stable"] and not cands[1]["stable"]
-    predict._oracle(cands, z, positions, methanol["spectrum"], workers=1, timeout_s=300)
-    ranked = predict.rank_candidates(cands, by_oracle=True)
+    candidates.score_with_oracle(
+        cands, z, positions, methanol["spectrum"], workers=1, timeout_s=300
+    )
+    ranked = candidates.rank_candidates(cands, by_oracle=True)
     assert ranked[0]["smiles"] == "CO" and ranked[0]["identity_kept"]
     assert ranked[0]["oracle_sis"] > 0.9  # its own xTB spectrum
     assert ranked[1]["oracle_status"] == "skipped_unstable" and ranked[1].get("oracle_sis") is None
@@ -150,8 +174,8 @@ def test_bad_inputs_raise_one_line_errors(runner, trained_workdir, methanol, tmp
             runner=runner,
         )
         kw.update(change)
-        with pytest.raises(predict.PredictError, match=re.escape(message)) as info:
-            predict.predict(**kw)
+        with pytest.raises(prediction.PredictError, match=re.escape(message)) as info:
+            prediction.predict(**kw)
         assert "\n" not in str(info.value)
     assert not os.path.exists(tmp_path / "out")  # nothing written for bad input
 

@@ -10,9 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from irgeodiff_jax import sample
 from irgeodiff_jax.evaluation import samples_format as sf
 from irgeodiff_jax.sampling import generate
+from irgeodiff_jax.sampling.dataset import run_sampling
+from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, plan_batches
 from tests.sampling import REPO, run_cli, trained_workdir_fixture  # noqa: F401  (session fixture)
 
 FAST = generate.SamplerSettings("fast", steps=3)
@@ -20,7 +21,7 @@ FAST = generate.SamplerSettings("fast", steps=3)
 
 @pytest.fixture(scope="module")
 def runner(trained_workdir):
-    return sample.ModelRunner(trained_workdir["workdir"])
+    return ModelRunner(trained_workdir["workdir"])
 
 
 def _by_id(directory: str) -> dict:
@@ -43,21 +44,21 @@ def assert_same_samples(a: str, b: str) -> None:
 def test_resume_matches_uninterrupted_run(runner, trained_workdir, tmp_path):
     workdir = trained_workdir["workdir"]
     kw = dict(samples_per_spectrum=2, settings=FAST, batch_size=2, runner=runner)
-    full = sample.run_sampling(workdir, str(tmp_path / "full"), num_spectra=5, **kw)
+    full = run_sampling(workdir, str(tmp_path / "full"), num_spectra=5, **kw)
     assert (full["spectra_written"], full["chunks_written"]) == (5, 3)
     # An interrupted run: its first chunk (2 spectra) was written, then it stopped.
-    part = sample.run_sampling(workdir, str(tmp_path / "resumed"), num_spectra=2, **kw)
+    part = run_sampling(workdir, str(tmp_path / "resumed"), num_spectra=2, **kw)
     assert part["spectra_written"] == 2
-    resumed = sample.run_sampling(workdir, str(tmp_path / "resumed"), num_spectra=5, **kw)
+    resumed = run_sampling(workdir, str(tmp_path / "resumed"), num_spectra=5, **kw)
     assert (resumed["skipped"], resumed["spectra_written"]) == (2, 3)
     assert_same_samples(str(tmp_path / "full"), str(tmp_path / "resumed"))
-    again = sample.run_sampling(workdir, str(tmp_path / "resumed"), num_spectra=5, **kw)
+    again = run_sampling(workdir, str(tmp_path / "resumed"), num_spectra=5, **kw)
     assert (again["skipped"], again["spectra_written"], again["chunks_written"]) == (5, 0, 0)
     # Settings that would mix two runs in one directory are refused.
-    with pytest.raises(sample.SampleError, match="seed is 0 there but 1 now"):
-        sample.run_sampling(workdir, str(tmp_path / "resumed"), seed=1, num_spectra=5, **kw)
+    with pytest.raises(SampleError, match="seed is 0 there but 1 now"):
+        run_sampling(workdir, str(tmp_path / "resumed"), seed=1, num_spectra=5, **kw)
     with pytest.raises(sf.SamplesFormatError, match="samples_per_spectrum"):
-        sample.run_sampling(
+        run_sampling(
             workdir,
             str(tmp_path / "resumed"),
             num_spectra=5,
@@ -69,11 +70,11 @@ def test_plan_batches_groups_by_bucket_and_skips(runner, trained_workdir):
     from irgeodiff_jax.data import sources
 
     source = sources.get_source(runner.bundle.config.data, "test")
-    plan = sample.plan_batches(source, runner, num_spectra=5, batch_size=2, skip_ids=())
+    plan = plan_batches(source, runner, num_spectra=5, batch_size=2, skip_ids=())
     assert [len(ix) for _, ix in plan] == [2, 2, 1]
     assert sorted(i for _, ix in plan for i in ix) == list(range(5))
     first_ids = [int(source[i]["id"]) for i in plan[0][1]]
-    rest = sample.plan_batches(source, runner, num_spectra=5, batch_size=2, skip_ids=first_ids)
+    rest = plan_batches(source, runner, num_spectra=5, batch_size=2, skip_ids=first_ids)
     assert rest == plan[1:]
 
 

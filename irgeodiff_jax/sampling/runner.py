@@ -1,0 +1,123 @@
+"""A trained model ready to sample (``ModelRunner``) and the batch plan of a dataset split.
+
+``ModelRunner`` restores the EMA parameters of a training workdir (``training/inference.py``) and
+runs ``sampling.generate`` on featurized rows of one padded size; ``plan_batches`` groups the
+molecules of a source into batches of one size bucket (``config.data.buckets``, else
+``max_atoms``). Used by ``sampling/dataset.py`` (a whole split) and ``sampling/prediction.py``
+(one user spectrum).
+"""
+
+import hashlib
+import json
+import os
+
+import jax
+import numpy as np
+
+from irgeodiff_jax.data import features, input_pipeline
+from irgeodiff_jax.sampling import generate
+from irgeodiff_jax.training import inference, step
+
+
+class SampleError(ValueError):
+    """Bad arguments to ``sample`` (one-line reason)."""
+
+
+def atom_vocabulary(config) -> tuple[int, ...]:
+    """Atomic numbers in type-index order: ``data.atom_types`` (else ``data.atom_vocabulary``)."""
+    data = config.data
+    if "atom_types" in data:
+        return tuple(int(z) for z in data.atom_types)
+    return features.vocabulary(data.get("atom_vocabulary", "qm9s"))
+
+
+class ModelRunner:
+    """A trained model ready to sample: modules, EMA parameters, schedule and data settings.
+
+    Attributes:
+        bundle: the ``InferenceBundle`` (config, modules, params, stage, step).
+        schedule: diffusion noise schedule of the config.
+        vocab: atomic numbers in type-index order; ``max_atoms``, ``sizes`` (bucket sizes).
+    """
+
+    def __init__(self, workdir: str):
+        self.bundle = inference.load_for_inference(workdir)
+        self.bundle.require("denoiser")
+        config = self.bundle.config
+        data = config.data
+        self.workdir = os.path.abspath(workdir)
+        self.schedule = step.make_schedule(config)
+        self.params = jax.device_put(self.bundle.params)
+        self.vocab = atom_vocabulary(config)
+        self.max_atoms = int(data.get("max_atoms", 29))
+        self.sizes = input_pipeline.bucket_sizes(
+            tuple(data.get("buckets", ()) or ()), self.max_atoms
+        )
+        self.levels = int(data.get("spectrum_levels", features.TOKEN_LEVELS))
+        self.formula_len = int(data.get("formula_len", 16))
+        self.patch_size = int(config.model.spectral_encoder.patch_size)
+        self._fns = {}
+
+    def fingerprint(self) -> str:
+        """Identifies the model: stage, checkpoint step and a hash of its config."""
+        text = json.dumps(self.bundle.config.to_dict(), sort_keys=True, default=str)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return f"{self.bundle.stage}@{self.bundle.step} config_sha256={digest}"
+
+    def generate_fn(self, k: int, settings: generate.SamplerSettings, with_attention: bool):
+        """The jitted generate function for these settings (built once, cached)."""
+        key = (k, settings, with_attention)
+        if key not in self._fns:
+            self._fns[key] = generate.make_generate_fn(
+                self.bundle.models,
+                self.schedule,
+                samples_per_spectrum=k,
+                settings=settings,
+                with_attention=with_attention,
+                target=self.bundle.config.get("diffusion", {}).get("target", "eps"),
+            )
+        return self._fns[key]
+
+    def bucket_for(self, num_atoms: int) -> int:
+        """Padded size N of a molecule with ``num_atoms`` atoms (smallest bucket that fits)."""
+        fits = [n for n in self.sizes if n >= num_atoms]
+        if not fits:
+            raise SampleError(
+                f"{num_atoms} atoms is more than the model's max_atoms={self.max_atoms}"
+            )
+        return fits[0]
+
+    def run(self, rows: list[dict], seed: int, k: int, settings, with_attention=False) -> dict:
+        """Samples a batch of featurized rows (same N); returns numpy outputs."""
+        batch = features.collate(rows)
+        inputs = generate.GenerateInputs(
+            spectrum_tokens=batch.spectrum_tokens,
+            formula_tokens=batch.formula_tokens,
+            atom_types=batch.atom_types,
+            atom_mask=batch.atom_mask,
+            keys=generate.spectrum_keys(seed, batch.id),
+        )
+        out = self.generate_fn(k, settings, with_attention)(self.params, inputs)
+        return {name: np.asarray(value) for name, value in out.items()} | {"batch": batch}
+
+
+def plan_batches(source, runner: ModelRunner, *, num_spectra: int, batch_size: int, skip_ids):
+    """Batches of source indices still to sample, as ``(padded size N, [indices])``.
+
+    The first ``num_spectra`` molecules (all when < 0) in source order are grouped by size
+    bucket into batches of at most ``batch_size`` (``input_pipeline.global_batches`` without
+    dropping the remainder); molecules whose id is in ``skip_ids`` are left out first. Since
+    completed chunks are whole batches of their bucket, the remaining batches are the same as
+    those of an uninterrupted run.
+    """
+    count = len(source) if num_spectra < 0 else min(num_spectra, len(source))
+    if count == 0:
+        raise SampleError(f"{source!r} has no molecules to sample")
+    skip = {int(i) for i in skip_ids}
+    todo = [i for i in range(count) if int(source[i]["id"]) not in skip]
+    num_atoms = np.asarray(source.num_atoms())[todo]
+    bucket_of = input_pipeline.assign_buckets(
+        num_atoms, runner.sizes, lambda j: int(source[todo[j]]["id"])
+    )
+    plan = input_pipeline.global_batches(np.arange(len(todo)), bucket_of, batch_size, False)
+    return [(runner.sizes[b], [todo[j] for j in local]) for b, local in plan]
