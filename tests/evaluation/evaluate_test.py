@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from rdkit import Chem
 
-from irgeodiff_jax import evaluate
 from irgeodiff_jax.chem import spectra, worker, xtb
 from irgeodiff_jax.evaluation import samples_format as sf
+from irgeodiff_jax.evaluation import scoring
+from irgeodiff_jax.evaluation.results import load_results
 from tests.evaluation import (
     METHANE,
     WATER,
@@ -112,13 +113,13 @@ def test_evaluate_without_oracle_and_incremental_rerun(tmp_path):
         **chunk_arrays([ethanol_entry(101)], pad_to=9), attention={101: _attention(9)}
     )
     out = str(tmp_path / "eval")
-    m = evaluate.run_evaluation(d, out, workers=1, timeout_s=60, ks=(1, 2, 4, 50))
+    m = scoring.run_evaluation(d, out, workers=1, timeout_s=60, ks=(1, 2, 4, 50))
     assert _expected_reports(out, oracle=False) and os.path.exists(f"{out}/attention_101.png")
     assert m["num_spectra"] == 1 and m["mol_acc_at_k"] == {"1": 0.0, "2": 1.0, "4": 1.0}
     assert m["validity"] == 0.5 and m["stability"] == 0.5 and m["failures"] == 0
     # sampling continues: a new chunk appears; the re-run scores only its 4 samples
     writer.write_chunk(**chunk_arrays([dimethyl_ether_entry(102)], pad_to=9))
-    m = evaluate.run_evaluation(d, out, workers=1, timeout_s=60, ks=(1, 2, 4, 50))
+    m = scoring.run_evaluation(d, out, workers=1, timeout_s=60, ks=(1, 2, 4, 50))
     with open(f"{out}/per_sample.jsonl") as f:
         assert len(f.readlines()) == 8
     assert m["num_spectra"] == 2 and m["mol_acc"] == 0.5
@@ -134,9 +135,9 @@ def test_evaluate_marks_crashed_and_timed_out_samples(tmp_path, monkeypatch):
     d = _two_chunk_dir(tmp_path / "s")
     monkeypatch.setenv(worker.FAULT_ENV, "crash:101:1;sleep:102:0")
     out = str(tmp_path / "eval")
-    m = evaluate.run_evaluation(d, out, workers=2, timeout_s=3.0, ks=(1, 4))
+    m = scoring.run_evaluation(d, out, workers=2, timeout_s=3.0, ks=(1, 4))
     assert m["failures"] == 2 and m["num_spectra"] == 2
-    results = evaluate.load_results(f"{out}/per_sample.jsonl")
+    results = load_results(f"{out}/per_sample.jsonl")
     assert "died (exit code 3)" in results[(101, 1)]["reason"]
     assert results[(102, 0)]["reason"].startswith("timeout")
     assert results[(101, 0)]["status"] == "ok" and results[(101, 2)]["status"] == "ok"
@@ -198,7 +199,7 @@ def test_evaluate_with_xtb_oracle_on_water_and_methane(tmp_path):
     d = str(tmp_path / "s")
     sf.SamplesWriter(d, run_info(2)).write_chunk(**chunk_arrays(entries, pad_to=5))
     out = str(tmp_path / "eval")
-    m = evaluate.run_evaluation(d, out, oracle="xtb", workers=1, timeout_s=120, ks=(1, 2))
+    m = scoring.run_evaluation(d, out, oracle="xtb", workers=1, timeout_s=120, ks=(1, 2))
     assert _expected_reports(out, oracle=True)
     assert m["oracle_spectra"] == 2 and m["oracle_samples"] == 3 and m["identity_kept"] == 1.0
     assert m["num_sis_samples"] == 3 and m["sis"] > 0.95 and m["max_sis"] > 0.99
