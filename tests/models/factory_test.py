@@ -6,7 +6,7 @@ import pytest
 
 from configs import common, qm9s
 from configs import test as test_config
-from irgeodiff_jax.models import factory, summary
+from irgeodiff_jax.models import costs, factory
 from irgeodiff_jax.models.autoencoder import Autoencoder
 from irgeodiff_jax.models.denoiser import Denoiser
 from irgeodiff_jax.models.spectral_encoder import SpectralClassifier
@@ -91,11 +91,11 @@ def test_init_for_testing_functions_take_numpy():
 
 def test_summary_counts_and_flops_ordering():
     config = test_config.get_config()
-    result = summary.summarize(config, batch=2, num_atoms=6, compile_=False)
+    result = costs.summarize(config, batch=2, num_atoms=6, compile_=False)
     params = result["params"]
     models = factory.create_models(config)
     shapes = jax.eval_shape(lambda k: factory.init_params(models, config, k), jax.random.key(0))
-    assert params["denoiser"] == summary.count_params(shapes["denoiser"]) > 0
+    assert params["denoiser"] == costs.count_params(shapes["denoiser"]) > 0
     assert params["total"] == params["classifier"] + params["autoencoder"] + params["denoiser"]
     assert 0 < result["denoiser_forward_gflops"] < result["denoiser_forward_gflops_ordered_pairs"]
     assert (

@@ -1,13 +1,8 @@
-"""Parameter counts and denoiser FLOPs of a config, printed as one JSON object.
-
-Usage:
-
-  python -m irgeodiff_jax.models.summary --config=configs/qm9s.py
-  python -m irgeodiff_jax.models.summary --config=configs/test.py --nocompile
+"""Parameter counts and denoiser FLOPs of a config (``python -m irgeodiff_jax.summary``).
 
 Parameters are shaped with ``jax.eval_shape`` (nothing is allocated). FLOPs come from XLA's
-cost analysis of the jitted denoiser at ``--batch_size`` x ``--num_atoms`` (default 64 x 29):
-of the compiled executable (default) or, with ``--nocompile``, of the lowered HLO. Keys:
+cost analysis of the jitted denoiser at ``batch`` x ``num_atoms``: of the compiled executable
+(``compile_=True``) or of the lowered HLO. Keys of ``summarize`` besides ``params``:
 
 * ``denoiser_forward_gflops``: one denoising step as configured (``prepare`` done once per
   molecule, so the spectral K/V projections are excluded; edge pairs per
@@ -18,21 +13,10 @@ of the compiled executable (default) or, with ``--nocompile``, of the lowered HL
   unordered-pair saving) and ``denoiser_prepare_gflops`` (the once-per-molecule part).
 """
 
-import json
-
 import jax
 import jax.numpy as jnp
-from absl import app, flags
-from ml_collections import config_flags
 
 from irgeodiff_jax.models import factory
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
-_BATCH = flags.DEFINE_integer("batch_size", 64, "Molecules per denoiser call.")
-_ATOMS = flags.DEFINE_integer("num_atoms", 29, "Padded atoms per molecule.")
-_COMPILE = flags.DEFINE_bool(
-    "compile", True, "Cost analysis of the compiled executable (else of the lowered HLO)."
-)
 
 
 def count_params(tree) -> int:
@@ -93,7 +77,7 @@ def denoiser_gflops(config, params, batch: int, num_atoms: int, compile_: bool) 
 
 
 def summarize(config, batch: int = 64, num_atoms: int = 29, compile_: bool = True) -> dict:
-    """The summary dictionary printed by ``main``."""
+    """``params`` (counts per module and total), the GFLOPs above and ``flops_source``."""
     params = param_shapes(config)
     counts = {name: count_params(tree) for name, tree in params.items()}
     counts["total"] = sum(counts.values())
@@ -105,15 +89,3 @@ def summarize(config, batch: int = 64, num_atoms: int = 29, compile_: bool = Tru
         f"edge_pairs={config.model.denoiser.edge_pairs}"
     )
     return summary
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    summary = summarize(_CONFIG.value, _BATCH.value, _ATOMS.value, _COMPILE.value)
-    print(json.dumps(summary))
-
-
-if __name__ == "__main__":
-    flags.mark_flags_as_required(["config"])
-    app.run(main)
