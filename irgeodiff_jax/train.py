@@ -8,18 +8,20 @@ Examples::
 
 ``--config.a.b=value`` overrides an existing field (the config is locked). Re-running the same
 command with the same ``--workdir`` resumes. Multi-host runs set ``IRGEODIFF_DISTRIBUTED=1``
-(see ``launch/``). Known failures (missing data, indivisible batch, incompatible or unreadable
-checkpoint, non-finite loss, bad config) end with a one-line ``error: ...`` and exit status 1;
-a SIGTERM saves a checkpoint and exits with status 0.
+(see ``launch/``). Known failures end with one line on stderr: usage and input errors (a bad or
+missing flag or config file, missing data, indivisible batch, incompatible or unreadable
+checkpoint, bad config) with exit status 2, a non-finite loss with exit status 1. A SIGTERM
+saves a checkpoint and exits with status 0.
 """
 
 import logging as std_logging
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from irgeodiff_jax.training import distributed
+from irgeodiff_jax.utils import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, e.g. configs/qm9s.py:stage=all.", lock_config=True
@@ -75,20 +77,23 @@ def _hooks(config) -> tuple:
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        cli.exit_usage(f"train: error: unexpected arguments: {argv[1:]}")
+    config = cli.config_value(_CONFIG, "train")
     logging.get_absl_handler().addFilter(_QuietOrbax())
-    distributed.maybe_initialize()
-    from irgeodiff_jax.training import trainer  # noqa: PLC0415  (after distributed init)
-
     try:
-        results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _hooks(_CONFIG.value))
+        distributed.maybe_initialize()
+        from irgeodiff_jax.training import trainer  # noqa: PLC0415  (after distributed init)
+
+        results = trainer.train_and_evaluate(config, _WORKDIR.value, _hooks(config))
     except _known_errors() as e:
+        from irgeodiff_jax.training import trainer  # noqa: PLC0415
+
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(1 if isinstance(e, trainer.NonFiniteLossError) else cli.USAGE_EXIT_STATUS)
     for stage, r in results.items():
         state = "preempted (SIGTERM; re-run to resume)" if r.preempted else "done"
         logging.info("stage %s: %s at step %d/%d", stage, state, r.final_step, r.num_steps)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, "train")

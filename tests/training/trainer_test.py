@@ -92,7 +92,7 @@ def test_command_line_prints_one_error_line_without_traceback(tmp_path):
         cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True,
         timeout=300,
     )  # fmt: skip
-    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.returncode == 2, proc.stderr[-2000:]  # missing data: an input error
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: EmbeddedDataError: ") and "manifest not found" in last

@@ -1,0 +1,1 @@
+"""Tests of irgeodiff_jax.utils."""
