@@ -5,7 +5,7 @@ Commands (``$WORKDIR`` timestamped by the caller; re-running a command resumes i
   python -m irgeodiff_jax.train --config=configs/qm9s.py:stage=all --workdir=$WORKDIR \\
       --config.data.data_dir=$TFDS_DATA_DIR
   python -m irgeodiff_jax.train --config=configs/qm9s.py:stage=autoencoder --workdir=$WORKDIR
-  python -m irgeodiff_jax.models.summary --config=configs/qm9s.py
+  python -m irgeodiff_jax.summary --config=configs/qm9s.py
 
 ``stage``: ``all`` (default) | ``classifier`` | ``autoencoder`` | ``diffusion``; ``size``: ``base``
 (default, the paper) | ``small`` | ``tiny`` (see configs/common.py). Data: the built QM9S tfds

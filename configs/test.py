@@ -3,7 +3,7 @@
 Commands::
 
   python -m irgeodiff_jax.train --config=configs/test.py:stage=all --workdir=/tmp/w_test
-  python -m irgeodiff_jax.models.summary --config=configs/test.py
+  python -m irgeodiff_jax.summary --config=configs/test.py
   python -m pytest -q tests/models tests/training   # tests build models from this config
 
 ``stage``: ``all`` (default) | ``classifier`` | ``autoencoder`` | ``diffusion``. Trains every
