@@ -70,11 +70,7 @@ print(f"{len(names)} modules imported ({len(alone)} in their own process: {alone
 EOF
 
 step "data_pipeline.describe" "$PY" -m data_pipeline.describe
-# Parameters and FLOPs: `irgeodiff_jax.summary`, or `irgeodiff_jax.models.summary` before the move.
-SUMMARY=irgeodiff_jax.models.summary
-"$PY" -c "import importlib.util as u, sys; sys.exit(not u.find_spec('irgeodiff_jax.summary'))" \
-  && SUMMARY=irgeodiff_jax.summary
-step "$SUMMARY" "$PY" -m "$SUMMARY" --config="$REPO/configs/test.py"
+step "summary" "$PY" -m irgeodiff_jax.summary --config="$REPO/configs/test.py"
 
 QS="$WORK/quickstart"
 step "train (stage=all, $STEPS steps per stage)" "$PY" -m irgeodiff_jax.train \

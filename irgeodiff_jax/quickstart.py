@@ -22,6 +22,9 @@ import time
 
 from absl import app, flags
 
+from irgeodiff_jax.evaluation import report
+from irgeodiff_jax.utils import cli
+
 _WORKDIR = flags.DEFINE_string("workdir", "runs/quickstart", "output directory")
 _STEPS = flags.DEFINE_integer("steps_per_stage", 600, "training step budget per stage")
 _NUM_SPECTRA = flags.DEFINE_integer("num_spectra", 20, "held-out test spectra to sample")
@@ -30,24 +33,14 @@ _SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 100, "steps of the fast (
 _ORACLE_SPECTRA = flags.DEFINE_integer("oracle_spectra", 5, "spectra scored with xTB (0: none)")
 _CONFIG = flags.DEFINE_string("config", "configs/cpu_small.py", "training config file")
 
-_ROWS = (
-    ("mol_acc", "molecular accuracy (any of k matches)"),
-    ("validity", "validity"),
-    ("stability", "stability"),
-    ("connectivity", "connectivity"),
-    ("sim_g", "sim_g (mean, stable samples)"),
-    ("max_sim_g", "max sim_g (per spectrum)"),
-    ("sis", "SIS (xTB oracle)"),
-    ("max_sis", "max SIS"),
-    ("sis_star", "SIS* (1350-4000 cm-1)"),
-)
-
 
 def _run(args: list[str]) -> None:
     cmd = [sys.executable, "-m", *args]
     print("+", " ".join(cmd), flush=True)
     t0 = time.time()
-    subprocess.run(cmd, check=True)
+    code = subprocess.run(cmd).returncode
+    if code:
+        sys.exit(code)  # the step printed its own error (status 2 for usage and input errors)
     print(f"  ({time.time() - t0:.0f} s)", flush=True)
 
 
@@ -64,22 +57,14 @@ def _config_path(path: str) -> str:
     raise app.UsageError(f"--config={path}: no such file (relative to {os.getcwd()})")
 
 
-def _table(metrics: dict) -> str:
-    lines = ["| metric | value |", "|---|---|"]
-    for key, label in _ROWS:
-        value = metrics.get(key)
-        if value is not None:
-            lines.append(f"| {label} | {value:.3f} |")
-    for k, v in sorted((metrics.get("mol_acc_at_k") or {}).items(), key=lambda kv: int(kv[0])):
-        lines.append(f"| mol acc @ k={k} | {v:.3f} |")
-    return "\n".join(lines)
-
-
 def main(argv):
     del argv
     work = os.path.abspath(_WORKDIR.value)
     train_dir, samples_dir, eval_dir = (os.path.join(work, d) for d in ("train", "samples", "eval"))
-    config = _config_path(_CONFIG.value)
+    try:
+        config = _config_path(_CONFIG.value)
+    except app.UsageError as e:
+        cli.exit_usage(f"quickstart: error: {e}")
     _run(
         [
             "irgeodiff_jax.train",
@@ -115,7 +100,7 @@ def main(argv):
     print(
         f"{metrics.get('num_spectra')} test spectra x {metrics.get('samples_per_spectrum')} samples"
     )
-    print(_table(metrics))
+    print(report.format_table(metrics, report.SUMMARY_ROWS, markdown=True))
     print()
     print(f"samples (one SDF per spectrum): {os.path.join(samples_dir, 'sdf')}")
     print(f"metrics, per-spectrum CSV and plots: {eval_dir}")
@@ -123,4 +108,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, "quickstart")

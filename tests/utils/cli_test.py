@@ -25,6 +25,7 @@ CASES = [
     ("train", ["--workdir=/tmp/x"], "train: error: flag --config=None"),
     ("train", [f"--config={TEST_CONFIG}:stage=bogus", "--workdir=/tmp/x"], "stage='bogus'"),
     ("train", [f"--config={TEST_CONFIG}", "--workdir=/tmp/x", "extra"], "unexpected arguments"),
+    ("quickstart", ["--config=/nonexistent.py"], "quickstart: error: --config=/nonexistent.py"),
 ]
 
 
