@@ -10,7 +10,9 @@ shipped with the package (see ``training/shipped.py``). Errors: one line, exit s
 import json
 import sys
 
-from absl import app, flags
+from absl import flags
+
+from irgeodiff_jax.utils import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "training workdir with a diffusion checkpoint")
 _OUT = flags.DEFINE_string("out", None, "model directory to write")
@@ -19,7 +21,7 @@ flags.mark_flags_as_required(["workdir", "out"])
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        cli.exit_usage(f"export_model: error: unexpected arguments: {argv[1:]}")
     from irgeodiff_jax.training import checkpointing, inference, shipped  # noqa: PLC0415
 
     try:
@@ -31,4 +33,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, "export_model")

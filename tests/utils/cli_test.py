@@ -26,6 +26,8 @@ CASES = [
     ("train", [f"--config={TEST_CONFIG}:stage=bogus", "--workdir=/tmp/x"], "stage='bogus'"),
     ("train", [f"--config={TEST_CONFIG}", "--workdir=/tmp/x", "extra"], "unexpected arguments"),
     ("quickstart", ["--config=/nonexistent.py"], "quickstart: error: --config=/nonexistent.py"),
+    ("export_model", ["--out=/tmp/x"], "export_model: error: flag --workdir=None"),
+    ("export_model", ["--workdir=/tmp/x", "--out=/tmp/y", "extra"], "unexpected arguments"),
 ]
 
 
