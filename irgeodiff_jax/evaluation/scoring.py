@@ -93,6 +93,7 @@ def score_directory(
 
 
 def parse_ks(text: str) -> tuple[int, ...]:
+    """The points of the accuracy-vs-k curve from ``--ks`` (comma-separated positive integers)."""
     try:
         ks = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
