@@ -131,7 +131,9 @@ def diffusion() -> ml_collections.ConfigDict:
     ``target`` ("eps" | "x0" | "v": what the denoiser network predicts), ``timestep_power``
     (training times ``round(T·u^p)``; 1 = uniform), ``min_snr_gamma`` (0 = unweighted loss),
     ``normalize_latents`` (divide the latent by the std of ``mu_x``, estimated on
-    ``latent_scale_batches`` training batches when the diffusion stage starts).
+    ``latent_scale_batches`` training batches when the diffusion stage starts), ``fixed_latents``
+    (freeze the atom embedding in the diffusion stage and take the latent target without
+    dropout, so each molecule's latent is fixed; see ``training/step.py``).
     """
     return ml_collections.ConfigDict(
         {
@@ -143,6 +145,7 @@ def diffusion() -> ml_collections.ConfigDict:
             "min_snr_gamma": 0.0,
             "normalize_latents": False,
             "latent_scale_batches": 32,
+            "fixed_latents": False,
         }
     )
 

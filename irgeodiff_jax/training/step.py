@@ -94,9 +94,24 @@ def make_schedule(config) -> schedules.NoiseSchedule:
     return schedules.schedule_from_name(d.schedule, T=int(d.num_steps), precision=d.precision)
 
 
-def is_trainable(stage: str) -> Callable[[str], bool]:
+# With ``diffusion.fixed_latents`` the diffusion stage also freezes the atom embedding, so the
+# latent of every molecule stays the same throughout diffusion training.
+ATOM_EMBEDDING_PREFIXES = ("autoencoder/atom_embedding/", "autoencoder/atom_cross_attention/")
+
+
+def fixed_latents(config) -> bool:
+    return bool(config is not None and config.get("diffusion", {}).get("fixed_latents", False))
+
+
+def frozen_prefixes(stage: str, config=None) -> tuple[str, ...]:
+    """Parameter path prefixes that ``stage`` holds but must not change under ``config``."""
+    extra = ATOM_EMBEDDING_PREFIXES if stage == "diffusion" and fixed_latents(config) else ()
+    return FROZEN_PREFIXES[check_stage(stage)] + extra
+
+
+def is_trainable(stage: str, config=None) -> Callable[[str], bool]:
     """``fn(path) -> bool`` over ``/``-joined parameter paths of the stage's params."""
-    prefixes = FROZEN_PREFIXES[check_stage(stage)]
+    prefixes = frozen_prefixes(stage, config)
     return lambda path: not any(path.startswith(p) for p in prefixes)
 
 
@@ -106,10 +121,10 @@ def make_tx(config, stage: str, params=None) -> optax.GradientTransformation:
     ``params`` (the stage's parameter pytree, arrays or shapes) is needed for such stages.
     """
     tx = optim.make_optimizer(config.optimizer[check_stage(stage)])
-    if FROZEN_PREFIXES[stage]:
+    if frozen_prefixes(stage, config):
         if params is None:
             raise StageError(f"stage {stage}: make_tx needs the params to freeze parts of them")
-        tx = freeze_untrainable(tx, params, is_trainable(stage))
+        tx = freeze_untrainable(tx, params, is_trainable(stage, config))
     return tx
 
 
@@ -169,7 +184,10 @@ def loss_settings(config) -> dict:
     ``mu_x`` before decoding in training; 0 = the paper), ``timestep_power`` (training times
     ``t = round(T·u^p)``, ``u ~ U(0, 1)``; 1 = uniform, > 1 puts more steps at low noise),
     ``min_snr_gamma`` (0 = off; else the loss of each molecule is weighted so that its
-    x0-equivalent weight is ``min(SNR, γ)``, as in min-SNR-γ).
+    x0-equivalent weight is ``min(SNR, γ)``, as in min-SNR-γ), ``fixed_latents`` (the
+    diffusion target ``z_x`` comes from the dropout-free atom embedding, which the stage then
+    keeps frozen: every molecule's latent stays fixed while the denoiser learns it; off = the
+    paper, where ``z_h`` trains with dropout and the latent target moves with it).
     """
     loss = config.get("loss", {})
     diffusion = config.get("diffusion", {})
@@ -178,6 +196,7 @@ def loss_settings(config) -> dict:
         "latent_noise": float(loss.get("latent_noise", 0.0)),
         "timestep_power": float(diffusion.get("timestep_power", 1.0)),
         "min_snr_gamma": float(diffusion.get("min_snr_gamma", 0.0)),
+        "fixed_latents": bool(diffusion.get("fixed_latents", False)),
     }
 
 
@@ -255,8 +274,11 @@ def diffusion_terms(chain, params, batch, rng, settings, *, deterministic) -> di
     )
     z_h = chain.embed_atoms(params, batch["atom_types"], mask, enc,
                             deterministic=deterministic, rng=k_h)  # fmt: skip
+    # The latent target: with fixed latents, from the dropout-free (and frozen) atom embedding.
+    z_h_latent = chain.embed_atoms(params, batch["atom_types"], mask, enc) if (
+        settings["fixed_latents"]) else z_h  # fmt: skip
     sigma0 = schedule.sigma(jnp.zeros((), jnp.int32))
-    z_x = chain.encode_latent(params, x, z_h, mask)
+    z_x = chain.encode_latent(params, x, z_h_latent, mask)
     z_x = jax.lax.stop_gradient(z_x + sigma0 * gaussian.sample_zero_com_noise(k_z, x.shape, mask))
     t_int = sample_timesteps(k_t, x.shape[0], schedule.num_steps, settings["timestep_power"])
     eps = gaussian.sample_zero_com_noise(k_eps, x.shape, mask)

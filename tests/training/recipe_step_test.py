@@ -1,0 +1,43 @@
+"""The diffusion step with every learning-recipe option on: finite, frozen parts frozen, bands."""
+
+import jax
+import numpy as np
+
+from irgeodiff_jax.models import factory
+from irgeodiff_jax.training import step
+from irgeodiff_jax.training.state import param_path_name
+from tests.training.step_test import FAST_COMPILE, step_config, synthetic_batch
+
+
+def _flat(tree) -> dict:
+    return {param_path_name(p): np.asarray(v) for p, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def test_diffusion_step_with_recipe_options():
+    config = step_config("diffusion")
+    config.diffusion.update(target="v", timestep_power=2.0, min_snr_gamma=5.0, fixed_latents=True)
+    config.loss.latent_noise = 0.03
+    models = factory.create_models(config)
+    params = jax.jit(lambda k: factory.init_params(models, config, k))(jax.random.key(0))
+    params["autoencoder"]["latent_scale"] = np.float32(0.3)
+    state = step.create_train_state(models, config, "diffusion", params)
+    batch = synthetic_batch(3)
+    train = jax.jit(step.make_train_step(models, config, "diffusion"))
+    new, metrics = train.lower(state, batch, jax.random.key(1)).compile(FAST_COMPILE)(
+        state, batch, jax.random.key(1)
+    )
+    assert all(np.isfinite(float(v)) for v in jax.device_get(metrics).values()), metrics
+    before, after = _flat(state.params), _flat(new.params)
+    frozen = step.frozen_prefixes("diffusion", config)
+    assert "autoencoder/atom_embedding/" in frozen and "autoencoder/latent_scale" in frozen
+    for k in after:
+        if k.startswith(frozen):
+            np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+    assert any(not np.array_equal(after[k], before[k]) for k in after if k.startswith("denoiser/"))
+    sums = jax.device_get(
+        jax.jit(step.make_eval_step(models, config, "diffusion"))(new.params, batch,
+                                                                    jax.random.key(2))
+    )  # fmt: skip
+    out = step.summarize_eval(sums, "diffusion")
+    assert sum(float(sums[f"count_band_{k}"]) for k in range(5)) == out["count"] == 8
+    assert any(k.startswith("eps_mse/logsnr") for k in out) and out["latent_std"] > 0
