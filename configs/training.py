@@ -91,6 +91,7 @@ def _noam_adam(name, learning_rate, warmup_steps, ema_rate, **fields):
         "weight_decay": 0.0,
         "amsgrad": False,
         "grad_clip": "adaptive",
+        "schedule": "noam",  # or "warmup_constant" (learning_rate is then the peak rate)
         "ema_rate": ema_rate,
     }
     return ml_collections.ConfigDict({**base, **fields})

@@ -79,6 +79,9 @@ METHOD_MD = {
     "optimizer.diffusion.ema_rate": 0.999,
     "optimizer.autoencoder.grad_clip": "adaptive",
     "optimizer.diffusion.grad_clip": "adaptive",
+    "optimizer.classifier.schedule": "noam",
+    "optimizer.autoencoder.schedule": "noam",
+    "optimizer.diffusion.schedule": "noam",
     # Not the paper's, but must stay off in the paper config: the training-time sample check.
     "training.sample_check.every_steps": 0,
 }
