@@ -1,6 +1,6 @@
 """Aggregate per-sample results into the paper's metrics (method.md §8, reference-notes §1.9).
 
-Input: for each spectrum, its k per-sample result dicts (``chem.worker`` records) ordered by
+Input: for each spectrum, its k per-sample result dicts (``chem.score_job`` records) ordered by
 ``sample_index``. A sample whose scoring job failed (crash, timeout, error) counts as not valid,
 not stable, not connected and not matched, and has no sim_g; ``failures`` counts them.
 

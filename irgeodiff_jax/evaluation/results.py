@@ -1,8 +1,8 @@
 """Per-sample results of an evaluation (``per_sample.jsonl``) and the index of a samples directory.
 
-``per_sample.jsonl`` holds one JSON line per scored sample (a ``chem.worker`` result), appended as
-soon as it arrives; a later line for the same (spectrum id, sample index) replaces an earlier one,
-so re-scoring (e.g. with the oracle) only appends.
+``per_sample.jsonl`` holds one JSON line per scored sample (a ``chem.score_job`` result),
+appended as soon as it arrives; a later line for the same (spectrum id, sample index) replaces an
+earlier one, so re-scoring (e.g. with the oracle) only appends.
 """
 
 import json

@@ -1,13 +1,13 @@
 """Scoring a samples directory: every sample in a worker pool, then every report.
 
 Every sample of every completed chunk (see ``evaluation/samples_format.py``) is scored in a pool
-of worker processes (``chem/worker.py``): bond assignment, identity, sim_g, validity, stability;
-with ``oracle="xtb"`` the stable samples of the first M spectra (directory order; all when
-M < 0) also get the GFN2-xTB oracle (SIS, SIS*). Each result is appended to ``per_sample.jsonl``
-(``evaluation/results.py``) as soon as it arrives; a re-run skips the samples already there (so
-it only scores chunks written since, e.g. while ``sample`` runs) and re-scores with the oracle
-the samples that lack it when it is now requested. ``run_evaluation`` then writes the reports
-(``evaluation/report.py``).
+of worker processes (``chem/worker.py`` running ``chem/score_job.py``): bond assignment,
+identity, sim_g, validity, stability; with ``oracle="xtb"`` the stable samples of the first M
+spectra (directory order; all when M < 0) also get the GFN2-xTB oracle (SIS, SIS*). Each result
+is appended to ``per_sample.jsonl`` (``evaluation/results.py``) as soon as it arrives; a re-run
+skips the samples already there (so it only scores chunks written since, e.g. while ``sample``
+runs) and re-scores with the oracle the samples that lack it when it is now requested.
+``run_evaluation`` then writes the reports (``evaluation/report.py``).
 """
 
 import os
@@ -15,7 +15,7 @@ import time
 
 from absl import logging
 
-from irgeodiff_jax.chem import spectra, worker
+from irgeodiff_jax.chem import score_job, spectra, worker
 from irgeodiff_jax.evaluation import metrics, report
 from irgeodiff_jax.evaluation import samples_format as sf
 from irgeodiff_jax.evaluation.results import (
@@ -40,7 +40,7 @@ def _jobs(samples_dir, manifest, done, oracle_ids, settings):
         for j, pos in enumerate(s.positions):
             if _is_done(done.get((s.id, j)), want):
                 continue
-            yield worker.ScoreJob(
+            yield score_job.ScoreJob(
                 spectrum_id=s.id,
                 sample_index=j,
                 atomic_numbers=s.atomic_numbers,
@@ -69,7 +69,7 @@ def score_directory(
     oracle_ids = set()
     if oracle == "xtb":
         oracle_ids = set(ids if oracle_spectra < 0 else ids[:oracle_spectra])
-    settings = worker.OracleSettings(
+    settings = score_job.OracleSettings(
         fwhm_cm1=fwhm_cm1, frequency_scale=frequency_scale, timeout_s=0.8 * timeout_s
     )
     path = os.path.join(out_dir, PER_SAMPLE)

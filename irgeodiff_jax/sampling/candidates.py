@@ -13,7 +13,7 @@ import io
 import numpy as np
 from rdkit import Chem
 
-from irgeodiff_jax.chem import bonds, scoring, spectra, worker
+from irgeodiff_jax.chem import bonds, score_job, scoring, spectra, worker
 
 CSV_FIELDS = (
     "rank",
@@ -64,9 +64,9 @@ def group_candidates(z: np.ndarray, positions: np.ndarray) -> tuple[list[dict], 
 
 def score_with_oracle(cands, z, positions, spectrum, workers: int, timeout_s: float) -> None:
     """Adds oracle fields (SIS to the input) to the stable candidates, in place."""
-    settings = worker.OracleSettings(timeout_s=0.8 * timeout_s)
+    settings = score_job.OracleSettings(timeout_s=0.8 * timeout_s)
     jobs = [
-        worker.ScoreJob(
+        score_job.ScoreJob(
             spectrum_id=0,
             sample_index=i,
             atomic_numbers=z,

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from irgeodiff_jax.chem import worker
+from irgeodiff_jax.chem import score_job, worker
 from irgeodiff_jax.data import features, sources
 from irgeodiff_jax.sampling import generate
 
@@ -91,13 +91,13 @@ class SampleCheck:
         )  # fmt: skip
         self._pool, self._thread, self._done = None, None, []
 
-    def _jobs(self, positions: np.ndarray) -> list[worker.ScoreJob]:
+    def _jobs(self, positions: np.ndarray) -> list[score_job.ScoreJob]:
         jobs = []
         for b, smiles in enumerate(self.smiles):
             real = self.batch.atom_mask[b]
             z = self.vocab[self.batch.atom_types[b][real]]
             for j in range(positions.shape[1]):
-                jobs.append(worker.ScoreJob(b, j, z, positions[b, j][real], smiles))
+                jobs.append(score_job.ScoreJob(b, j, z, positions[b, j][real], smiles))
         return jobs
 
     def _score(self, step: int, positions: np.ndarray) -> None:

@@ -1,27 +1,28 @@
+"""Scoring one sample (chem.score_job) and the scoring pool over it (chem.worker)."""
+
+import functools
 import time
 
 import numpy as np
 import pytest
 
 from data_pipeline import qm9pack_source
-from irgeodiff_jax.chem import spectra, worker, xtb
+from irgeodiff_jax.chem import score_job, spectra, worker, xtb
+from tests.chem.faulty_scoring import score_with_faults
 
 
 def _job(sid, idx, index=3, **kw):
     mol = qm9pack_source.molecule(index)
-    return worker.ScoreJob(sid, idx, mol.atomic_numbers, mol.positions_angstrom, mol.smiles, **kw)
+    return score_job.ScoreJob(
+        sid, idx, mol.atomic_numbers, mol.positions_angstrom, mol.smiles, **kw
+    )
 
 
 def test_pool_survives_crash_and_timeout():
-    jobs = [
-        _job(0, 0),
-        _job(0, 1, kind="test_crash"),
-        _job(0, 2, index=1),
-        _job(0, 3, kind="test_sleep", sleep_s=60.0),
-        _job(0, 4, index=14),
-    ]
+    jobs = [_job(0, 0), _job(0, 1), _job(0, 2, index=1), _job(0, 3), _job(0, 4, index=14)]
+    faulty = functools.partial(score_with_faults, crash={(0, 1)}, hang={(0, 3)})
     start = time.monotonic()
-    with worker.ScoringPool(workers=2, timeout_s=3.0) as pool:
+    with worker.ScoringPool(workers=2, timeout_s=3.0, score_fn=faulty) as pool:
         results = {r["sample_index"]: r for r in pool.imap_unordered(jobs)}
         replaced = pool.replaced
     assert time.monotonic() - start < 30.0
@@ -36,7 +37,7 @@ def test_pool_survives_crash_and_timeout():
 
 
 def test_job_exception_becomes_failed_result():
-    bad = worker.ScoreJob(
+    bad = score_job.ScoreJob(
         5, 0, np.array([8, 1, 1]), qm9pack_source.molecule(3).positions_angstrom, "not a smiles (("
     )
     with worker.ScoringPool(workers=1, timeout_s=30.0) as pool:
@@ -56,14 +57,14 @@ def _xtb_model_spectrum(index):
 
 def test_oracle_on_exact_sample_keeps_identity_and_sis_near_one():
     y = _xtb_model_spectrum(1)
-    r = worker.score_sample(_job(1, 0, index=1, spectrum=y, oracle=worker.OracleSettings()))
+    r = score_job.score_sample(_job(1, 0, index=1, spectrum=y, oracle=score_job.OracleSettings()))
     assert r["oracle"] == "xtb" and r["oracle_status"] == "ok" and r["identity_kept"]
     assert r["sis"] > 0.99 and r["sis_star"] > 0.99
     assert r["oracle_smiles"] == "C" and r["oracle_num_imaginary"] == 0
     assert len(r["oracle_frequencies_cm1"]) == len(r["oracle_intensities"]) == 9
     # water's spectrum against methane's: clearly lower similarity
-    other = worker.score_sample(
-        _job(1, 0, index=1, spectrum=_xtb_model_spectrum(3), oracle=worker.OracleSettings())
+    other = score_job.score_sample(
+        _job(1, 0, index=1, spectrum=_xtb_model_spectrum(3), oracle=score_job.OracleSettings())
     )
     assert other["sis"] < r["sis"] - 0.2
 
@@ -72,16 +73,16 @@ def test_oracle_skipped_for_unstable_sample():
     mol = qm9pack_source.molecule(1)
     pos = mol.positions_angstrom.copy()
     pos[4] += 6.0  # pull one H away: methyl radical + H
-    job = worker.ScoreJob(
+    job = score_job.ScoreJob(
         1,
         0,
         mol.atomic_numbers,
         pos,
         mol.smiles,
         spectrum=_xtb_model_spectrum(1),
-        oracle=worker.OracleSettings(),
+        oracle=score_job.OracleSettings(),
     )
-    r = worker.score_sample(job)
+    r = score_job.score_sample(job)
     assert not r["stable"] and r["oracle_status"] == "skipped_unstable" and r["sis"] is None
 
 

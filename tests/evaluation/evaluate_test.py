@@ -1,4 +1,5 @@
 import csv
+import functools
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from irgeodiff_jax.chem import spectra, worker, xtb
 from irgeodiff_jax.evaluation import samples_format as sf
 from irgeodiff_jax.evaluation import scoring
 from irgeodiff_jax.evaluation.results import load_results
+from tests.chem.faulty_scoring import score_with_faults
 from tests.evaluation import (
     METHANE,
     WATER,
@@ -133,7 +135,9 @@ def test_evaluate_without_oracle_and_incremental_rerun(tmp_path):
 
 def test_evaluate_marks_crashed_and_timed_out_samples(tmp_path, monkeypatch):
     d = _two_chunk_dir(tmp_path / "s")
-    monkeypatch.setenv(worker.FAULT_ENV, "crash:101:1;sleep:102:0")
+    faulty = functools.partial(score_with_faults, crash={(101, 1)}, hang={(102, 0)})
+    pool = functools.partial(worker.ScoringPool, score_fn=faulty)
+    monkeypatch.setattr(worker, "ScoringPool", pool)  # the pool evaluation.scoring creates
     out = str(tmp_path / "eval")
     m = scoring.run_evaluation(d, out, workers=2, timeout_s=3.0, ks=(1, 4))
     assert m["failures"] == 2 and m["num_spectra"] == 2

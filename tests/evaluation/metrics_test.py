@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from irgeodiff_jax.chem import worker
+from irgeodiff_jax.chem import score_job
 from irgeodiff_jax.evaluation import metrics
 from tests.evaluation import ETHANOL, ethanol_samples, qm9
 
@@ -10,7 +10,7 @@ def _score(name_or_pos, reference=ETHANOL, sid=0, idx=0):
     cases = ethanol_samples()
     pos = cases[name_or_pos] if isinstance(name_or_pos, str) else name_or_pos
     ref = qm9(reference)
-    return worker.score_sample(worker.ScoreJob(sid, idx, ref.atomic_numbers, pos, ref.smiles))
+    return score_job.score_sample(score_job.ScoreJob(sid, idx, ref.atomic_numbers, pos, ref.smiles))
 
 
 def test_per_sample_cases_from_real_geometries():
@@ -43,9 +43,9 @@ def test_aggregate_hand_built_spectrum():
 
 
 def test_failed_samples_count_against_every_rate():
-    job = worker.ScoreJob(0, 1, np.array([8, 1, 1]), np.zeros((3, 3)), "O")
+    job = score_job.ScoreJob(0, 1, np.array([8, 1, 1]), np.zeros((3, 3)), "O")
     ok = _score("exact")
-    failed = worker.failed_result(job, "timeout: no result after 3 s")
+    failed = score_job.failed_result(job, "timeout: no result after 3 s")
     m = metrics.aggregate([[ok, failed]], ks=(1, 2))
     assert m["failures"] == 1 and m["validity"] == 0.5 and m["stability"] == 0.5
     assert m["failure_reasons"] == {"timeout: no result after 3 s": 1}
@@ -66,7 +66,7 @@ def test_accuracy_at_k_monotone_on_random_data(seed):
 
 def _random_record(rng, sid, j, oracle):
     stable = bool(rng.random() < 0.6)
-    r = dict(worker.RESULT_DEFAULTS, spectrum_id=sid, sample_index=j, status="ok")
+    r = dict(score_job.RESULT_DEFAULTS, spectrum_id=sid, sample_index=j, status="ok")
     r.update(
         valid=stable or bool(rng.random() < 0.3),
         stable=stable,
@@ -120,7 +120,7 @@ def test_metrics_in_valid_ranges_on_random_records():
 
 def test_rerank_orders_by_counted_sis_and_improves_top1():
     def rec(j, sis, match, kept=True):
-        r = dict(worker.RESULT_DEFAULTS, spectrum_id=0, sample_index=j, status="ok")
+        r = dict(score_job.RESULT_DEFAULTS, spectrum_id=0, sample_index=j, status="ok")
         r.update(
             valid=True,
             stable=True,
