@@ -11,8 +11,10 @@ never on worker scheduling. ``--shard i/n`` (0 <= i < n) builds the i-th contigu
 chunks (array jobs); shard numbers stay global so ``merge_shards`` can put the parts together.
 Shards are written under a temporary name and renamed atomically; a re-run skips complete shards
 and recomputes the rest. ``failures.jsonl`` lists every failed molecule (id, reason) of the
-complete shards. Each molecule runs in a worker process with ``OMP_NUM_THREADS=1`` (xTB is then
-deterministic), a cooperative timeout inside the oracle and a hard one enforced here.
+complete shards. Each molecule runs in a worker process of ``irgeodiff_jax.utils.process_pool``
+with ``OMP_NUM_THREADS=1`` (xTB is then deterministic), a cooperative timeout inside the oracle
+and a hard one (``--timeout_s`` + 120 s) enforced by the pool; a crashed or timed-out worker
+fails its molecule and is replaced.
 """
 
 import argparse
@@ -24,7 +26,7 @@ import time
 import numpy as np
 
 from data_pipeline import qm9pack_source, shard_io
-from data_pipeline.worker_pool import WorkerPool
+from irgeodiff_jax.utils.process_pool import ProcessPool
 
 BUILDER_VERSION = "qm9_ir-builder-1"
 
@@ -122,11 +124,9 @@ def write_or_check_info(out: str, info: dict) -> None:
 
 
 def run_molecule(task: dict) -> dict:
-    """Worker: xTB spectrum of one molecule (test hooks: ``corrupt`` -> NaN geometry, ``crash``)."""
+    """Worker: xTB spectrum of one molecule (test hook: ``corrupt`` -> NaN geometry)."""
     from irgeodiff_jax.chem import xtb  # imported in the worker after OMP_NUM_THREADS is set
 
-    if task.get("crash"):
-        os._exit(3)
     positions = np.asarray(task["positions"], dtype=np.float64)
     if task.get("corrupt"):
         positions = np.full_like(positions, np.nan)
@@ -154,7 +154,6 @@ def make_task(index: int, args) -> dict:
         "positions": mol.positions_angstrom,
         "timeout_s": args.timeout_s,
         "corrupt": int(index) in args.test_corrupt_ids,
-        "crash": int(index) in args.test_crash_ids,
     }
 
 
@@ -171,8 +170,17 @@ def _progress(total: int, done: int, enabled: bool):
     )
 
 
-def build(args) -> dict:
-    """Runs the build described by ``args``; returns counts for this run."""
+def _as_row(outcome) -> dict:
+    """A worker's result, or ``{"id", "error"}`` for a molecule whose worker failed."""
+    return outcome.value if outcome.ok else {"id": outcome.job["id"], "error": outcome.error}
+
+
+def build(args, job_fn=run_molecule) -> dict:
+    """Runs the build described by ``args``; returns counts for this run.
+
+    ``job_fn`` (a picklable top-level ``task -> row`` callable) computes one molecule in a worker;
+    tests wrap ``run_molecule`` to make workers crash.
+    """
     ids, selection = select(args)
     shard = parse_shard(args.shard)
     os.makedirs(args.out, exist_ok=True)
@@ -196,9 +204,9 @@ def build(args) -> dict:
             smiles[index] = task.pop("smiles")
             yield task
 
-    with WorkerPool(run_molecule, args.workers, hard_timeout) as pool:
+    with ProcessPool(job_fn, args.workers, hard_timeout) as pool:
         next_chunk = 0
-        for result in pool.imap_unordered(tasks()):
+        for result in map(_as_row, pool.imap_unordered(tasks())):
             results[result["id"]] = result
             failed += "error" in result
             bar.update(1)
@@ -227,13 +235,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--shard_size", type=int, default=100, help="molecules per shard file")
     p.add_argument("--timeout_s", type=float, default=600.0, help="per-molecule xTB time limit")
     p.add_argument("--no_progress", action="store_true")
-    # Test hooks: make these molecules fail (NaN geometry) or crash their worker process.
+    # Test hook: make these molecules fail (NaN geometry).
     p.add_argument("--test_corrupt_ids", default="", help=argparse.SUPPRESS)
-    p.add_argument("--test_crash_ids", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    for name in ("test_corrupt_ids", "test_crash_ids"):
-        text = getattr(args, name)
-        setattr(args, name, set(parse_indices(text).tolist()) if text else set())
+    text = args.test_corrupt_ids
+    args.test_corrupt_ids = set(parse_indices(text).tolist()) if text else set()
     if args.workers < 1 or args.shard_size < 1 or args.timeout_s <= 0:
         p.error("--workers, --shard_size and --timeout_s must be positive")
     return args

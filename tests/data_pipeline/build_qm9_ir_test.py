@@ -58,8 +58,18 @@ def test_failure_is_logged_and_run_continues(reference):
     assert merge_shards.read_failures(reference) == {5: lines[0]["reason"]}
 
 
+def run_molecule_crashing_on_2(task: dict) -> dict:
+    """A builder job that kills its worker process on QM9 molecule 2 (runs in the workers)."""
+    if task["id"] == 2:
+        os._exit(3)
+    return build_qm9_ir.run_molecule(task)
+
+
 def test_worker_crash_is_logged_and_replaced(tmp_path):
-    run_build(tmp_path, "1-4", "--workers", "1", "--test_crash_ids", "2")
+    argv = ["--out", str(tmp_path), "--indices", "1-4", "--shard_size", "2", "--no_progress"]
+    args = build_qm9_ir.parse_args(argv + ["--workers", "1"])
+    stats = build_qm9_ir.build(args, job_fn=run_molecule_crashing_on_2)
+    assert stats["computed"] == 4 and stats["failed"] == 1
     failures = merge_shards.read_failures(tmp_path)
     assert list(failures) == [2] and "worker process died" in failures[2]
     assert [m.id for m in merge_shards.read_build(tmp_path)] == [1, 3, 4]
