@@ -62,11 +62,14 @@ def _as_mol(mol_or_smiles) -> Chem.Mol:
 
 
 def _clean(mol) -> Chem.Mol | None:
-    """All-H-removed, stereo-free, sanitised copy; None if RDKit cannot sanitise it."""
+    """All-H-removed, stereo-free, sanitised copy without coordinates; None if RDKit cannot
+    sanitise it. The conformer is dropped because InChI perceives stereo from 3D coordinates:
+    a sampled geometry would otherwise never match its (stereo-free) reference SMILES."""
     try:
         with BlockLogs():
             out = Chem.RemoveAllHs(_as_mol(mol))
             Chem.RemoveStereochemistry(out)
+            out.RemoveAllConformers()
         return out
     except ScoringError:
         raise

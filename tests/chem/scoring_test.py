@@ -107,3 +107,14 @@ def test_bad_inputs():
         scoring.is_valid(3.0)
     with pytest.raises(elements.UnknownElementError, match="Na"):
         scoring.is_valid(Chem.MolFromSmiles("C[Na]"))
+
+
+def test_3d_geometry_with_stereocentres_matches_its_stereo_free_smiles():
+    """InChI reads stereo from 3D coordinates; identity must not (references carry no stereo)."""
+    from rdkit.Chem import AllChem
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("C[C@H](O)[C@@H](C)N"))
+    assert AllChem.EmbedMolecule(mol, randomSeed=0) == 0
+    assert scoring.same_molecule(mol, "CC(O)C(C)N")
+    assert scoring.score(mol, "CC(O)C(C)N")["match"]
+    assert not scoring.same_molecule(mol, "CCC(O)CN")  # a constitutional isomer still differs
