@@ -116,6 +116,8 @@ class _Worker:
                 kind, reason = self.conn.recv()
                 if kind == _READY:
                     return
+        if reason is None and self.process.is_alive():
+            reason = f"not ready after {timeout_s:g} s"
         self.process.join(timeout=5)
         reason = reason or f"exit code {self.process.exitcode}"
         self.stop(force=True)

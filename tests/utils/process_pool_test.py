@@ -31,6 +31,20 @@ def run_job(job):
     raise AssertionError(action)
 
 
+def _fail_on_load():
+    raise RuntimeError("cannot load")
+
+
+class Unloadable:
+    """Pickles fine in the parent; unpickling it (in a worker) raises."""
+
+    def __reduce__(self):
+        return (_fail_on_load, ())
+
+    def __call__(self, job):
+        return job
+
+
 def _by_job(outcomes):
     return {o.job: o for o in outcomes}
 
@@ -105,3 +119,8 @@ def test_bad_arguments_and_unpicklable_function():
         process_pool.ProcessPool(run_job, workers=1, timeout_s=0.0)
     with pytest.raises((pickle.PicklingError, AttributeError)):
         process_pool.ProcessPool(lambda job: job, workers=1, timeout_s=1.0)
+
+
+def test_worker_that_cannot_load_the_function_fails_the_pool_with_the_reason():
+    with pytest.raises(RuntimeError, match=r"failed to start \(RuntimeError: cannot load\)"):
+        process_pool.ProcessPool(Unloadable(), workers=2, timeout_s=1.0)
