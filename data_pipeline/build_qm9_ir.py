@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from data_pipeline import qm9pack_source, shard_io
+from irgeodiff_jax.utils import atomic
 from irgeodiff_jax.utils.process_pool import ProcessPool
 
 BUILDER_VERSION = "qm9_ir-builder-1"
@@ -120,7 +121,7 @@ def write_or_check_info(out: str, info: dict) -> None:
         diff = [k for k in _DETERMINING if old.get(k) != info.get(k)]
         if diff:
             raise BuildError(f"{out} holds a different build (differs in {diff}); use a new --out")
-    shard_io.write_json_atomic(path, info)
+    atomic.write_json(path, info)
 
 
 def run_molecule(task: dict) -> dict:

@@ -24,6 +24,7 @@ import numpy as np
 
 from data_pipeline import merge_shards, prepare, shard_io
 from data_pipeline.records import RawMolecule
+from irgeodiff_jax.utils import atomic
 
 NPZ_NAME = "qm9_ir_embedded.npz"
 MANIFEST_NAME = "manifest.json"
@@ -172,7 +173,7 @@ def pack(build_dir: str, out_dir: str, *, num_test: int, split_seed: int, tolera
         "split_note": NUM_TEST_NOTE,
         "splits": {k: v.tolist() for k, v in split.items()},
     }
-    shard_io.write_json_atomic(os.path.join(out_dir, MANIFEST_NAME), doc)
+    atomic.write_json(os.path.join(out_dir, MANIFEST_NAME), doc)
     return doc
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from data_pipeline import build_qm9_ir, shard_io
 from data_pipeline.records import RawMolecule
+from irgeodiff_jax.utils import atomic
 
 
 class MergeError(ValueError):
@@ -87,14 +88,13 @@ def merge(parts: list[str], out: str) -> dict:
         ]
         dst = shard_io.shard_path(out, j)
         if os.path.abspath(src) != os.path.abspath(dst):
-            tmp = f"{dst}.tmp-{os.getpid()}"
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
-    shard_io.write_text_atomic(
+            with atomic.replacing(dst) as tmp:
+                shutil.copyfile(src, tmp)
+    atomic.write_text(
         os.path.join(out, shard_io.FAILURES), "".join(f"{line}\n" for line in failures)
     )
     merged = dict(info, shard="0/1", merged_from=[os.path.abspath(p) for p in parts])
-    shard_io.write_json_atomic(os.path.join(out, "build_info.json"), merged)
+    atomic.write_json(os.path.join(out, "build_info.json"), merged)
     return {"shards": len(shards), "molecules": num_ok, "failures": len(failures)}
 
 

@@ -19,6 +19,8 @@ import zipfile
 
 import numpy as np
 
+from irgeodiff_jax.utils import atomic
+
 SHARD_PATTERN = re.compile(r"shard-(\d{5})\.npz$")
 FAILURES = "failures.jsonl"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -54,23 +56,18 @@ def list_shards(directory: str) -> dict[int, str]:
     return dict(sorted(found.items()))
 
 
-def _fsync_rename(tmp: str, path: str) -> None:
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_npz_deterministic(path: str, arrays: dict[str, np.ndarray]) -> None:
     """Writes ``arrays`` as a compressed npz, atomically (temp file + rename), byte-reproducibly."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with (
+        atomic.replacing(path) as tmp,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+    ):
         for name, value in arrays.items():
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             with zf.open(info, "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, np.asarray(value), allow_pickle=False)
-    _fsync_rename(tmp, path)
 
 
 def load_npz(path: str) -> dict[str, np.ndarray]:
@@ -156,18 +153,7 @@ def rewrite_failures(out: str, chunks: list[int]) -> None:
     lines = []
     for j in chunks:
         lines += _failure_lines(load_npz(shard_path(out, j)))
-    write_text_atomic(os.path.join(out, FAILURES), "".join(f"{line}\n" for line in lines))
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    _fsync_rename(tmp, path)
-
-
-def write_json_atomic(path: str, obj) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(os.path.join(out, FAILURES), "".join(f"{line}\n" for line in lines))
 
 
 def molecules(arrays: dict) -> list[dict]:

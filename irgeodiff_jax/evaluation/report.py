@@ -22,6 +22,7 @@ from irgeodiff_jax.evaluation.results import (
     load_results,
     spectrum_index,
 )
+from irgeodiff_jax.utils import atomic
 
 MAX_OVERLAY_PANELS = 4
 MAX_ATTENTION_PLOTS = 4
@@ -47,7 +48,7 @@ def _write_csv(path: str, ids, refs, groups) -> None:
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
-    sf.atomic_write_bytes(path, buf.getvalue().encode())
+    atomic.write_text(path, buf.getvalue())
 
 
 def _oracle_curve(r: dict, grid: np.ndarray, fwhm_cm1: float, scale: float) -> np.ndarray | None:
@@ -121,7 +122,7 @@ def write_reports(samples_dir, out_dir, ks, fwhm_cm1=spectra.DEFAULT_FWHM_CM1, s
         steps=manifest.get("steps"),
         split=manifest.get("split"),
     )
-    sf.atomic_write_json(os.path.join(out_dir, "metrics.json"), out)
+    atomic.write_json(os.path.join(out_dir, "metrics.json"), out)
     _write_csv(os.path.join(out_dir, "per_spectrum.csv"), ids, refs, groups)
     plots.spectra_overlay(
         os.path.join(out_dir, "spectra_overlay.png"),

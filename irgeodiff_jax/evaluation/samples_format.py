@@ -26,18 +26,16 @@ max over edges), ``atomic_numbers`` [N] (real atoms only), ``num_patches`` (P; t
 grid points ``[p·patch_size, (p+1)·patch_size)``, the remaining F tokens are formula tokens),
 ``patch_size`` and ``sample_index``.
 
-Atomicity and resume: every file is written to a temporary name in the same directory and
-``os.replace``d. ``SamplesWriter.write_chunk`` writes the SDF and attention files first, then the
-chunk, then the manifest, so a chunk listed in the manifest always has its side files, and a
-killed run leaves at most an unlisted chunk that the next writer overwrites. Readers trust only
-the manifest, so ``evaluate`` can read while ``sample`` is still writing.
+Atomicity and resume: every file is written with ``utils.atomic`` (a temporary name in the
+same directory, then ``os.replace``). ``SamplesWriter.write_chunk`` writes the SDF and attention
+files first, then the chunk, then the manifest, so a chunk listed in the manifest always has its
+side files, and a killed run leaves at most an unlisted chunk that the next writer overwrites.
+Readers trust only the manifest, so ``evaluate`` can read while ``sample`` is still writing.
 """
 
 import dataclasses
-import io
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -45,6 +43,7 @@ from rdkit import Chem
 from rdkit.Geometry import Point3D
 
 from irgeodiff_jax.chem import bonds, elements, spectra
+from irgeodiff_jax.utils import atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -105,34 +104,6 @@ class SpectrumSamples:
     chunk: str
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Writes ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str, obj) -> None:
-    """Atomically writes ``obj`` as indented JSON."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def _atomic_savez(path: str, arrays: Mapping[str, np.ndarray]) -> None:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def sdf_path(directory: str, spectrum_id: int) -> str:
     return os.path.join(directory, SDF_DIR, f"{int(spectrum_id)}.sdf")
 
@@ -184,7 +155,7 @@ def write_sdf(path: str, atomic_numbers, positions_k, title: str = "") -> int:
         mol.SetProp("_Name", f"{title} sample {j}".strip())
         props = f">  <sample_index>\n{j}\n\n>  <bonds_assigned>\n{int(ok)}\n\n"
         parts.append(Chem.MolToMolBlock(mol, kekulize=ok) + props + "$$$$\n")
-    atomic_write_bytes(path, "".join(parts).encode())
+    atomic.write_text(path, "".join(parts))
     return bonded
 
 
@@ -206,7 +177,7 @@ def write_attention(directory: str, spectrum_id: int, maps: AttentionMaps) -> No
         patch_size=np.int64(maps.patch_size),
         sample_index=np.int64(maps.sample_index),
     )
-    _atomic_savez(attention_path(directory, spectrum_id), arrays)
+    atomic.savez(attention_path(directory, spectrum_id), arrays)
 
 
 def read_attention(directory: str, spectrum_id: int) -> AttentionMaps | None:
@@ -347,7 +318,7 @@ class SamplesWriter:
         else:
             os.makedirs(os.path.join(directory, CHUNK_DIR), exist_ok=True)
             self.manifest = fresh
-            atomic_write_json(os.path.join(directory, MANIFEST), self.manifest)
+            atomic.write_json(os.path.join(directory, MANIFEST), self.manifest)
         self.completed_ids = completed_ids(directory)
 
     def write_chunk(
@@ -392,8 +363,8 @@ class SamplesWriter:
         for sid, maps in (attention or {}).items():
             write_attention(self.directory, sid, maps)
         name = f"chunk-{len(self.manifest['chunks']):05d}.npz"
-        _atomic_savez(os.path.join(self.directory, CHUNK_DIR, name), arrays)
+        atomic.savez(os.path.join(self.directory, CHUNK_DIR, name), arrays)
         self.manifest["chunks"] = self.manifest["chunks"] + [name]
-        atomic_write_json(os.path.join(self.directory, MANIFEST), self.manifest)
+        atomic.write_json(os.path.join(self.directory, MANIFEST), self.manifest)
         self.completed_ids |= set(arrays["ids"].tolist())
         return name

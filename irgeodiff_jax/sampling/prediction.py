@@ -16,7 +16,6 @@ many atoms) raises ``PredictError`` (or another of ``INPUT_ERRORS``) with a one-
 """
 
 import os
-import tempfile
 
 import numpy as np
 
@@ -27,6 +26,7 @@ from irgeodiff_jax.evaluation import samples_format as sf
 from irgeodiff_jax.sampling import candidates, generate
 from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, atom_vocabulary
 from irgeodiff_jax.training import checkpointing, inference
+from irgeodiff_jax.utils import atomic
 
 MAX_OVERLAY_CANDIDATES = 3
 
@@ -95,14 +95,8 @@ def _write_overlay(path: str, spectrum, cands: list[dict], title: str, oracle: s
         note = " (no oracle spectra: run with --oracle=xtb to compare)"
     y_in = spectra.resample(spectrum, spectra.grid(*spectra.MODEL_GRID), grid)
     panel = plots.OverlayPanel(title + note, grid, y_in, tuple(curves))
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic.replacing(path) as tmp:
         plots.spectra_overlay(tmp, [panel])
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _read_inputs(workdir: str, spectrum_path: str, formula_text: str, kind: str | None):
@@ -124,8 +118,8 @@ def _write_outputs(out_dir: str, title: str, hill: str, z, positions, cands, spe
     k = len(positions)
     os.makedirs(out_dir, exist_ok=True)
     sf.write_sdf(os.path.join(out_dir, "samples.sdf"), z, positions, title=hill)
-    sf.atomic_write_bytes(os.path.join(out_dir, "candidates.csv"), candidates.csv_bytes(cands))
-    sf.atomic_write_bytes(os.path.join(out_dir, "candidates.sdf"), candidates.sdf_bytes(cands, k))
+    atomic.write_bytes(os.path.join(out_dir, "candidates.csv"), candidates.csv_bytes(cands))
+    atomic.write_bytes(os.path.join(out_dir, "candidates.sdf"), candidates.sdf_bytes(cands, k))
     _write_overlay(os.path.join(out_dir, "overlay.png"), spectrum, cands, title, oracle)
 
 
@@ -191,7 +185,7 @@ def predict(
         unassigned_samples=unassigned,
         top=[{f: c.get(f) for f in candidates.CSV_FIELDS} for c in cands[:5]],
     )
-    sf.atomic_write_json(os.path.join(out_dir, "prediction.json"), summary)
+    atomic.write_json(os.path.join(out_dir, "prediction.json"), summary)
     return summary
 
 

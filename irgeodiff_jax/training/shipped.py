@@ -8,8 +8,8 @@ package)::
                      the autoencoder's ``latent_scale`` included), flax msgpack, float32
     model.json       provenance: source workdir, stage, step, export time, sha256 of params
 
-``export_model(workdir, out_dir)`` writes the three files atomically (each to a temporary name,
-then renamed). ``load_model(directory)`` returns the same ``InferenceBundle`` that
+``export_model(workdir, out_dir)`` writes the three files atomically (``utils.atomic``).
+``load_model(directory)`` returns the same ``InferenceBundle`` that
 ``inference.load_for_inference`` returns for a workdir, so sampling code does not care which.
 """
 
@@ -26,6 +26,7 @@ import numpy as np
 from flax import serialization
 
 from irgeodiff_jax.training import inference
+from irgeodiff_jax.utils import atomic
 
 CONFIG_NAME, PARAMS_NAME, META_NAME = "config.json", "params.msgpack", "model.json"
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained")
@@ -33,15 +34,6 @@ SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrain
 
 class ModelFileError(inference.InferenceError):
     """A model directory that is missing, incomplete or corrupt (one-line reason)."""
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def export_model(workdir: str, out_dir: str) -> dict:
@@ -63,10 +55,10 @@ def export_model(workdir: str, out_dir: str) -> dict:
         "latent_scale": float(params["autoencoder"]["latent_scale"]),
         "num_params": int(sum(v.size for v in jax.tree.leaves(params))),
     }
-    _write_atomic(os.path.join(out_dir, PARAMS_NAME), blob)
-    _write_atomic(os.path.join(out_dir, CONFIG_NAME),
-                  bundle.config.to_json_best_effort(indent=2).encode())  # fmt: skip
-    _write_atomic(os.path.join(out_dir, META_NAME), json.dumps(meta, indent=2).encode())
+    atomic.write_bytes(os.path.join(out_dir, PARAMS_NAME), blob)
+    config_json = bundle.config.to_json_best_effort(indent=2)
+    atomic.write_text(os.path.join(out_dir, CONFIG_NAME), config_json)
+    atomic.write_text(os.path.join(out_dir, META_NAME), json.dumps(meta, indent=2))
     return meta
 
 
