@@ -3,7 +3,7 @@ r"""Score a samples directory and write the evaluation reports.
     python -m irgeodiff_jax.evaluate --samples=DIR --out=DIR2 [--oracle=none|xtb] \
         [--oracle_spectra=M] [--workers=W] [--timeout_s=T] [--ks=1,5,10,20,30,40,50] [--verbose]
 
-Every sample of every completed chunk in DIR (see ``evaluation/samples_format.py``) is scored in
+Every sample of every completed chunk in DIR (see ``sampling/samples_dir.py``) is scored in
 a pool of worker processes; with ``--oracle=xtb`` the stable samples of the first M spectra also
 get the GFN2-xTB oracle (SIS, SIS*). Results are appended to ``DIR2/per_sample.jsonl`` as they
 arrive, so a re-run only scores what is new (``evaluation/scoring.py``). Writes

@@ -6,7 +6,7 @@ r"""Sample k geometries per spectrum of a dataset split with a trained model.
 
 Restores the EMA parameters of the training workdir W and samples the first M molecules of the
 split, B spectra per jitted batch, one chunk per batch in DIR (``sampling/dataset.py``; the
-format is ``evaluation/samples_format.py``). Prints a JSON summary. Re-running the same command
+format is ``sampling/samples_dir.py``). Prints a JSON summary. Re-running the same command
 resumes: it skips the spectra of every completed chunk and writes the same arrays as an
 uninterrupted run. Bad flags or inputs give a one-line ``sample: error: ...`` and exit status 2.
 """

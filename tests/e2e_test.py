@@ -6,7 +6,7 @@ import json
 import math
 import os
 
-from irgeodiff_jax.evaluation import samples_format as sf
+from irgeodiff_jax.sampling import samples_dir as sdir
 from tests.sampling import run_cli, trained_workdir_fixture  # noqa: F401  (session fixture)
 
 NUM_SPECTRA, K = 3, 3
@@ -42,18 +42,18 @@ def test_train_sample_evaluate(trained_workdir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
     assert summary["spectra_written"] == NUM_SPECTRA and summary["chunks_written"] == 2
-    manifest = sf.read_manifest(samples)
+    manifest = sdir.read_manifest(samples)
     assert (manifest["sampler"], manifest["steps"], manifest["samples_per_spectrum"]) == (
         "fast",
         4,
         K,
     )
-    records = list(sf.read_samples(samples))
+    records = list(sdir.read_samples(samples))
     assert len(records) == NUM_SPECTRA
     for r in records:
         assert r.positions.shape == (K, r.atomic_numbers.size, 3)
-        assert os.path.exists(sf.sdf_path(samples, r.id))
-    with_maps = [r.id for r in records if sf.read_attention(samples, r.id) is not None]
+        assert os.path.exists(sdir.sdf_path(samples, r.id))
+    with_maps = [r.id for r in records if sdir.read_attention(samples, r.id) is not None]
     assert len(with_maps) == 1
 
     proc = run_cli(

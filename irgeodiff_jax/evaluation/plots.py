@@ -121,7 +121,7 @@ def _patch_centres(grid_cm1: np.ndarray, num_patches: int, patch_size: int) -> n
 
 
 def attention_map(path: str, maps, spectrum, grid_cm1, title: str = "") -> None:
-    """Writes per-layer attention over the input spectrum (``maps``: samples_format.AttentionMaps).
+    """Writes per-layer attention over the input spectrum (``maps``: samples_dir.AttentionMaps).
 
     Each layer row shows the atom→patch attention (atoms × patches, renormalised over atoms per
     patch) as an image and the edge→patch attention (max over edges) as a white line, under the

@@ -15,13 +15,13 @@ import numpy as np
 
 from irgeodiff_jax.chem import spectra
 from irgeodiff_jax.evaluation import metrics, plots
-from irgeodiff_jax.evaluation import samples_format as sf
 from irgeodiff_jax.evaluation.results import (
     PER_SAMPLE,
     EvaluationError,
     load_results,
     spectrum_index,
 )
+from irgeodiff_jax.sampling import samples_dir as sdir
 from irgeodiff_jax.utils import atomic
 
 MAX_OVERLAY_PANELS = 4
@@ -64,9 +64,9 @@ def _overlay_panels(samples_dir, ids, groups, refs, fwhm_cm1, scale) -> list:
     with_oracle = [i for i, rs in enumerate(groups) if any(metrics.counted_sis(r) for r in rs)]
     chosen = (with_oracle or list(range(len(ids))))[:MAX_OVERLAY_PANELS]
     wanted = {ids[i]: groups[i] for i in chosen}
-    manifest = sf.read_manifest(samples_dir)
+    manifest = sdir.read_manifest(samples_dir)
     panels = []
-    for s in sf.read_samples(samples_dir):
+    for s in sdir.read_samples(samples_dir):
         if s.id not in wanted:
             continue
         src = spectra.grid(*manifest["spectrum_grid"])
@@ -85,13 +85,13 @@ def _overlay_panels(samples_dir, ids, groups, refs, fwhm_cm1, scale) -> list:
 
 
 def _attention_plots(samples_dir, out_dir) -> list[str]:
-    manifest = sf.read_manifest(samples_dir)
+    manifest = sdir.read_manifest(samples_dir)
     src = spectra.grid(*manifest["spectrum_grid"])
     written = []
-    for s in sf.read_samples(samples_dir):
+    for s in sdir.read_samples(samples_dir):
         if len(written) >= MAX_ATTENTION_PLOTS:
             break
-        maps = sf.read_attention(samples_dir, s.id)
+        maps = sdir.read_attention(samples_dir, s.id)
         if maps is None:
             continue
         path = os.path.join(out_dir, f"attention_{s.id}.png")
@@ -108,7 +108,7 @@ def _attention_plots(samples_dir, out_dir) -> list[str]:
 
 def write_reports(samples_dir, out_dir, ks, fwhm_cm1=spectra.DEFAULT_FWHM_CM1, scale=1.0) -> dict:
     """Aggregates ``per_sample.jsonl`` into metrics.json, per_spectrum.csv and the plots."""
-    manifest = sf.read_manifest(samples_dir)
+    manifest = sdir.read_manifest(samples_dir)
     k = int(manifest["samples_per_spectrum"])
     results = load_results(os.path.join(out_dir, PER_SAMPLE))
     ids, groups = _complete_spectra(samples_dir, results, k)

@@ -8,7 +8,7 @@ earlier one, so re-scoring (e.g. with the oracle) only appends.
 import json
 import os
 
-from irgeodiff_jax.evaluation import samples_format as sf
+from irgeodiff_jax.sampling import samples_dir as sdir
 
 PER_SAMPLE = "per_sample.jsonl"
 
@@ -44,10 +44,10 @@ def append_result(f, record: dict) -> None:
 
 def spectrum_index(samples_dir: str) -> dict[int, str]:
     """id → reference SMILES for every completed spectrum, in directory order."""
-    manifest = sf.read_manifest(samples_dir)
+    manifest = sdir.read_manifest(samples_dir)
     out = {}
     for name in manifest["chunks"]:
-        chunk = sf.load_chunk(samples_dir, name)
+        chunk = sdir.load_chunk(samples_dir, name)
         out.update(
             {int(i): str(s) for i, s in zip(chunk["ids"], chunk["reference_smiles"], strict=True)}
         )

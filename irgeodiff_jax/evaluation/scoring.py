@@ -1,6 +1,6 @@
 """Scoring a samples directory: every sample in a worker pool, then every report.
 
-Every sample of every completed chunk (see ``evaluation/samples_format.py``) is scored in a pool
+Every sample of every completed chunk (see ``sampling/samples_dir.py``) is scored in a pool
 of worker processes (``chem/worker.py`` running ``chem/score_job.py``): bond assignment,
 identity, sim_g, validity, stability; with ``oracle="xtb"`` the stable samples of the first M
 spectra (directory order; all when M < 0) also get the GFN2-xTB oracle (SIS, SIS*). Each result
@@ -17,7 +17,6 @@ from absl import logging
 
 from irgeodiff_jax.chem import score_job, spectra, worker
 from irgeodiff_jax.evaluation import metrics, report
-from irgeodiff_jax.evaluation import samples_format as sf
 from irgeodiff_jax.evaluation.results import (
     PER_SAMPLE,
     EvaluationError,
@@ -25,8 +24,9 @@ from irgeodiff_jax.evaluation.results import (
     load_results,
     spectrum_index,
 )
+from irgeodiff_jax.sampling import samples_dir as sdir
 
-INPUT_ERRORS = (EvaluationError, sf.SamplesFormatError)  # one line and exit status 2 in the CLI
+INPUT_ERRORS = (EvaluationError, sdir.SamplesFormatError)  # one line and exit status 2 in the CLI
 
 
 def _is_done(record: dict | None, want_oracle: bool) -> bool:
@@ -35,7 +35,7 @@ def _is_done(record: dict | None, want_oracle: bool) -> bool:
 
 def _jobs(samples_dir, manifest, done, oracle_ids, settings):
     grid = tuple(manifest["spectrum_grid"])
-    for s in sf.read_samples(samples_dir):
+    for s in sdir.read_samples(samples_dir):
         want = s.id in oracle_ids
         for j, pos in enumerate(s.positions):
             if _is_done(done.get((s.id, j)), want):
@@ -64,7 +64,7 @@ def score_directory(
     fwhm_cm1=spectra.DEFAULT_FWHM_CM1,
 ) -> int:
     """Scores the samples not yet in ``per_sample.jsonl``; returns how many were scored."""
-    manifest = sf.read_manifest(samples_dir)
+    manifest = sdir.read_manifest(samples_dir)
     ids = list(spectrum_index(samples_dir))
     oracle_ids = set()
     if oracle == "xtb":
@@ -122,7 +122,7 @@ def run_evaluation(
         raise EvaluationError(
             f"need --workers >= 1 and --timeout_s > 0, got {workers}, {timeout_s}"
         )
-    sf.read_manifest(samples_dir)
+    sdir.read_manifest(samples_dir)
     os.makedirs(out_dir, exist_ok=True)
     score_directory(
         samples_dir,

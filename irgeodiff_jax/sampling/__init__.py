@@ -3,5 +3,6 @@
 ``generate`` is the jitted sampler; ``runner`` restores a trained model and plans batches of
 one size bucket; ``dataset`` samples a dataset split into a samples directory (``sample``);
 ``prediction`` and ``candidates`` turn one user spectrum and formula into ranked candidate
-structures (``predict``).
+structures (``predict``). ``samples_dir`` is the samples-directory format, the contract between
+``sample`` (writer) and ``evaluate``/``predict`` (readers).
 """

@@ -6,7 +6,7 @@ grouped into batches of B spectra of one size bucket (``config.data.buckets``, e
 ``max_atoms``); the last batch of a bucket is padded with copies of a real row that are dropped
 afterwards. Each batch runs ``sampling.generate`` (the sampling loop is one ``lax.scan`` under
 ``jit``; one trace per bucket size) and is written as one chunk through
-``evaluation.samples_format.SamplesWriter`` (arrays, one SDF per spectrum, attention maps of the
+``sampling.samples_dir.SamplesWriter`` (arrays, one SDF per spectrum, attention maps of the
 first A spectra of the split).
 
 Resume: re-running into the same directory skips the spectra of every completed chunk. The PRNG
@@ -24,15 +24,15 @@ from absl import logging
 
 from irgeodiff_jax.chem import spectra
 from irgeodiff_jax.data import features, sources
-from irgeodiff_jax.evaluation import samples_format as sf
 from irgeodiff_jax.sampling import generate
+from irgeodiff_jax.sampling import samples_dir as sdir
 from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, plan_batches
 from irgeodiff_jax.training import checkpointing, inference
 
 INPUT_ERRORS = (
     SampleError,
     generate.GenerateError,
-    sf.SamplesFormatError,
+    sdir.SamplesFormatError,
     inference.InferenceError,
     checkpointing.CheckpointError,
     sources.SourceError,
@@ -54,9 +54,9 @@ def _featurize(source, indices, n: int, runner: ModelRunner, batch_size: int) ->
     return rows + [rows[0]] * (batch_size - len(rows))  # padding rows, dropped after sampling
 
 
-def _attention(out: dict, m: int, z: np.ndarray, mask: np.ndarray, runner) -> sf.AttentionMaps:
+def _attention(out: dict, m: int, z: np.ndarray, mask: np.ndarray, runner) -> sdir.AttentionMaps:
     num_patches = out["batch"].spectrum_tokens.shape[1] // runner.patch_size
-    return sf.AttentionMaps(
+    return sdir.AttentionMaps(
         atom_spectrum=out["atom_attention"][m][:, mask],
         edge_spectrum=out["edge_attention"][m],
         atomic_numbers=z[mask],
@@ -93,7 +93,7 @@ def _write_batch(writer, source, indices, out, runner, attention_ids) -> str:
     )
 
 
-def _check_extra(writer: sf.SamplesWriter, extra: dict) -> None:
+def _check_extra(writer: sdir.SamplesWriter, extra: dict) -> None:
     old = writer.manifest.get("extra", {})
     for key in ("seed", "eta", "final_mode", "batch_size"):
         if key in old and old[key] != extra[key]:
@@ -140,7 +140,7 @@ def run_sampling(
         checkpoint_step=runner.bundle.step,
         source=repr(source),
     )
-    info = sf.RunInfo(
+    info = sdir.RunInfo(
         workdir=runner.workdir,
         config=runner.fingerprint(),
         split=split,
@@ -150,7 +150,7 @@ def run_sampling(
         spectrum_grid=spectra.MODEL_GRID,
         extra=extra,
     )
-    writer = sf.SamplesWriter(out_dir, info)
+    writer = sdir.SamplesWriter(out_dir, info)
     _check_extra(writer, extra)
     skipped = len(writer.completed_ids)
     count = len(source) if num_spectra < 0 else min(num_spectra, len(source))

@@ -22,8 +22,8 @@ import numpy as np
 from irgeodiff_jax.chem import elements, formula, spectra, spectrum_files
 from irgeodiff_jax.data import features
 from irgeodiff_jax.evaluation import plots
-from irgeodiff_jax.evaluation import samples_format as sf
 from irgeodiff_jax.sampling import candidates, generate
+from irgeodiff_jax.sampling import samples_dir as sdir
 from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, atom_vocabulary
 from irgeodiff_jax.training import checkpointing, inference
 from irgeodiff_jax.utils import atomic
@@ -117,7 +117,7 @@ def _write_outputs(out_dir: str, title: str, hill: str, z, positions, cands, spe
     """The files of the module docstring but ``prediction.json``; ``positions`` [k, n, 3]."""
     k = len(positions)
     os.makedirs(out_dir, exist_ok=True)
-    sf.write_sdf(os.path.join(out_dir, "samples.sdf"), z, positions, title=hill)
+    sdir.write_sdf(os.path.join(out_dir, "samples.sdf"), z, positions, title=hill)
     atomic.write_bytes(os.path.join(out_dir, "candidates.csv"), candidates.csv_bytes(cands))
     atomic.write_bytes(os.path.join(out_dir, "candidates.sdf"), candidates.sdf_bytes(cands, k))
     _write_overlay(os.path.join(out_dir, "overlay.png"), spectrum, cands, title, oracle)

@@ -6,7 +6,7 @@ import numpy as np
 
 from data_pipeline import qm9pack_source
 from irgeodiff_jax.chem import spectra
-from irgeodiff_jax.evaluation import samples_format as sf
+from irgeodiff_jax.sampling import samples_dir as sdir
 
 ETHANOL, DIMETHYL_ETHER, WATER, METHANE = 14, 15, 3, 1
 
@@ -37,7 +37,7 @@ def model_spectrum(index: int) -> np.ndarray:
     return (y / y.max()).astype(np.float32)
 
 
-def run_info(k: int, **kw) -> sf.RunInfo:
+def run_info(k: int, **kw) -> sdir.RunInfo:
     defaults = dict(
         workdir="/tmp/w",
         config="configs/test.py",
@@ -47,7 +47,7 @@ def run_info(k: int, **kw) -> sf.RunInfo:
         steps=1000,
     )
     defaults.update(kw)
-    return sf.RunInfo(**defaults)
+    return sdir.RunInfo(**defaults)
 
 
 def chunk_arrays(entries, pad_to: int) -> dict:

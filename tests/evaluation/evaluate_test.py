@@ -10,9 +10,9 @@ import pytest
 from rdkit import Chem
 
 from irgeodiff_jax.chem import spectra, worker, xtb
-from irgeodiff_jax.evaluation import samples_format as sf
 from irgeodiff_jax.evaluation import scoring
 from irgeodiff_jax.evaluation.results import load_results
+from irgeodiff_jax.sampling import samples_dir as sdir
 from tests.chem.faulty_scoring import score_with_faults
 from tests.evaluation import (
     METHANE,
@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _two_chunk_dir(path, k=4):
-    writer = sf.SamplesWriter(str(path), run_info(k))
+    writer = sdir.SamplesWriter(str(path), run_info(k))
     writer.write_chunk(**chunk_arrays([ethanol_entry(101)], pad_to=12))
     writer.write_chunk(**chunk_arrays([dimethyl_ether_entry(102, k)], pad_to=9))
     return str(path)
@@ -36,23 +36,23 @@ def _two_chunk_dir(path, k=4):
 
 def test_samples_format_round_trip_and_sdf(tmp_path):
     d = _two_chunk_dir(tmp_path / "s")
-    manifest = sf.read_manifest(d)
+    manifest = sdir.read_manifest(d)
     assert manifest["chunks"] == ["chunk-00000.npz", "chunk-00001.npz"]
     assert manifest["samples_per_spectrum"] == 4 and manifest["spectrum_grid"] == [
         500.0,
         4000.0,
         3200,
     ]
-    assert sf.completed_ids(d) == {101, 102}
-    records = list(sf.read_samples(d))
+    assert sdir.completed_ids(d) == {101, 102}
+    records = list(sdir.read_samples(d))
     assert [r.id for r in records] == [101, 102]
     eth = records[0]
     assert eth.positions.shape == (4, 9, 3) and eth.reference_smiles == qm9(14).smiles
     np.testing.assert_array_equal(eth.atomic_numbers, qm9(14).atomic_numbers)
     np.testing.assert_allclose(eth.positions[1], qm9(14).positions_angstrom, atol=1e-5)
     assert eth.spectrum.shape == (3200,)
-    assert [r.id for r in sf.read_samples(d, skip_ids=[101])] == [102]
-    mols = list(Chem.SDMolSupplier(sf.sdf_path(d, 101), removeHs=False, sanitize=False))
+    assert [r.id for r in sdir.read_samples(d, skip_ids=[101])] == [102]
+    mols = list(Chem.SDMolSupplier(sdir.sdf_path(d, 101), removeHs=False, sanitize=False))
     assert len(mols) == 4 and all(m.GetNumAtoms() == 9 for m in mols)
     assert [m.GetProp("bonds_assigned") for m in mols] == ["1", "1", "1", "0"]
     assert mols[1].GetNumBonds() == 8 and mols[3].GetNumBonds() == 0
@@ -60,32 +60,32 @@ def test_samples_format_round_trip_and_sdf(tmp_path):
 
 def test_writer_resume_rejects_duplicates_and_mismatch_and_ignores_orphans(tmp_path):
     d = _two_chunk_dir(tmp_path / "s")
-    with pytest.raises(sf.SamplesFormatError, match="samples_per_spectrum"):
-        sf.SamplesWriter(d, run_info(5))
-    writer = sf.SamplesWriter(d, run_info(4))
+    with pytest.raises(sdir.SamplesFormatError, match="samples_per_spectrum"):
+        sdir.SamplesWriter(d, run_info(5))
+    writer = sdir.SamplesWriter(d, run_info(4))
     assert writer.completed_ids == {101, 102}
-    with pytest.raises(sf.SamplesFormatError, match="already written"):
+    with pytest.raises(sdir.SamplesFormatError, match="already written"):
         writer.write_chunk(**chunk_arrays([ethanol_entry(101)], pad_to=9))
     # a run killed after writing chunk 2 but before the manifest: the reader ignores it ...
-    orphan = os.path.join(d, sf.CHUNK_DIR, "chunk-00002.npz")
+    orphan = os.path.join(d, sdir.CHUNK_DIR, "chunk-00002.npz")
     with open(orphan, "wb") as f:
         f.write(b"partial")
-    assert sf.completed_ids(d) == {101, 102}
+    assert sdir.completed_ids(d) == {101, 102}
     # ... and the resumed writer overwrites it
     assert writer.write_chunk(**chunk_arrays([ethanol_entry(103)], pad_to=9)) == "chunk-00002.npz"
-    assert sf.completed_ids(d) == {101, 102, 103}
+    assert sdir.completed_ids(d) == {101, 102, 103}
     bad = chunk_arrays([ethanol_entry(104)], pad_to=9)
     bad["positions"] = bad["positions"][:, :3]
-    with pytest.raises(sf.SamplesFormatError, match="positions has shape"):
+    with pytest.raises(sdir.SamplesFormatError, match="positions has shape"):
         writer.write_chunk(**bad)
-    with pytest.raises(sf.SamplesFormatError, match="not a samples directory"):
-        sf.read_manifest(str(tmp_path))
+    with pytest.raises(sdir.SamplesFormatError, match="not a samples directory"):
+        sdir.read_manifest(str(tmp_path))
 
 
 def _attention(n, layers=2, patches=50, formula=6):
     rng = np.random.default_rng(0)
     atom = rng.random((layers, n, patches + formula))
-    return sf.AttentionMaps(
+    return sdir.AttentionMaps(
         atom / atom.sum(-1, keepdims=True),
         atom.max(1),
         qm9(14).atomic_numbers,
@@ -110,7 +110,7 @@ def _expected_reports(out, oracle):
 
 def test_evaluate_without_oracle_and_incremental_rerun(tmp_path):
     d = str(tmp_path / "s")
-    writer = sf.SamplesWriter(d, run_info(4))
+    writer = sdir.SamplesWriter(d, run_info(4))
     writer.write_chunk(
         **chunk_arrays([ethanol_entry(101)], pad_to=9), attention={101: _attention(9)}
     )
@@ -201,7 +201,7 @@ def test_evaluate_with_xtb_oracle_on_water_and_methane(tmp_path):
         (2, METHANE, np.stack([far, methane.positions_angstrom]), _xtb_spectrum(METHANE)),
     ]
     d = str(tmp_path / "s")
-    sf.SamplesWriter(d, run_info(2)).write_chunk(**chunk_arrays(entries, pad_to=5))
+    sdir.SamplesWriter(d, run_info(2)).write_chunk(**chunk_arrays(entries, pad_to=5))
     out = str(tmp_path / "eval")
     m = scoring.run_evaluation(d, out, oracle="xtb", workers=1, timeout_s=120, ks=(1, 2))
     assert _expected_reports(out, oracle=True)

@@ -10,8 +10,8 @@ from scipy.spatial.transform import Rotation
 
 from configs import test as test_config
 from irgeodiff_jax.data import sources
-from irgeodiff_jax.evaluation import samples_format as sf
 from irgeodiff_jax.evaluation import scoring
+from irgeodiff_jax.sampling import samples_dir as sdir
 from tests.evaluation import run_info
 
 K, PAD = 2, 29
@@ -39,7 +39,7 @@ def test_reference_geometries_score_validity_and_accuracy_one(tmp_path):
         arrays["spectrum"][m] = ex["spectrum"]
         smiles.append(str(ex["smiles"]))
     samples = str(tmp_path / "samples")
-    sf.SamplesWriter(samples, run_info(K)).write_chunk(reference_smiles=smiles, **arrays)
+    sdir.SamplesWriter(samples, run_info(K)).write_chunk(reference_smiles=smiles, **arrays)
     metrics = scoring.run_evaluation(samples, str(tmp_path / "eval"), workers=1, ks=(1, 2))
     assert metrics["num_spectra"] == n_mol == 200
     assert metrics["validity"] == 1.0 and metrics["stability"] == 1.0

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from irgeodiff_jax.evaluation import samples_format as sf
 from irgeodiff_jax.sampling import generate
+from irgeodiff_jax.sampling import samples_dir as sdir
 from irgeodiff_jax.sampling.dataset import run_sampling
 from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, plan_batches
 from tests.sampling import REPO, run_cli, trained_workdir_fixture  # noqa: F401  (session fixture)
@@ -25,7 +25,7 @@ def runner(trained_workdir):
 
 
 def _by_id(directory: str) -> dict:
-    return {s.id: s for s in sf.read_samples(directory)}
+    return {s.id: s for s in sdir.read_samples(directory)}
 
 
 def assert_same_samples(a: str, b: str) -> None:
@@ -37,7 +37,7 @@ def assert_same_samples(a: str, b: str) -> None:
         for field in ("atomic_numbers", "positions", "reference_positions", "spectrum"):
             np.testing.assert_array_equal(getattr(x, field), getattr(y, field), err_msg=field)
         assert x.reference_smiles == y.reference_smiles
-        with open(sf.sdf_path(a, sid), "rb") as fa, open(sf.sdf_path(b, sid), "rb") as fb:
+        with open(sdir.sdf_path(a, sid), "rb") as fa, open(sdir.sdf_path(b, sid), "rb") as fb:
             assert fa.read() == fb.read()
 
 
@@ -57,7 +57,7 @@ def test_resume_matches_uninterrupted_run(runner, trained_workdir, tmp_path):
     # Settings that would mix two runs in one directory are refused.
     with pytest.raises(SampleError, match="seed is 0 there but 1 now"):
         run_sampling(workdir, str(tmp_path / "resumed"), seed=1, num_spectra=5, **kw)
-    with pytest.raises(sf.SamplesFormatError, match="samples_per_spectrum"):
+    with pytest.raises(sdir.SamplesFormatError, match="samples_per_spectrum"):
         run_sampling(
             workdir,
             str(tmp_path / "resumed"),
@@ -114,7 +114,7 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_output(trained_workdir, tmp_
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None:
-            manifest = killed_dir / sf.MANIFEST
+            manifest = killed_dir / sdir.MANIFEST
             if manifest.exists() and json.loads(manifest.read_text())["chunks"]:
                 break
             time.sleep(0.02)
@@ -122,7 +122,7 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_output(trained_workdir, tmp_
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL  # killed, not finished
-    done = sf.completed_ids(str(killed_dir))
+    done = sdir.completed_ids(str(killed_dir))
     assert 1 <= len(done) < 5
     rerun = run_cli("irgeodiff_jax.sample", *args, f"--out={killed_dir}")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
