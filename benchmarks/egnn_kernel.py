@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import timing
-from irgeodiff_jax.models import egnn
+from irgeodiff_jax.models import egnn, egnn_block
 from irgeodiff_jax.utils.geometry import edge_mask
 
 FEATURES = 34  # denoiser EGNN input width: [z_h, t] (17) + atom cross-attention output (17)
@@ -39,7 +39,7 @@ EDGE_ATTR = 16  # denoiser edge attribute a_ij width
 RTOL, ATOL = 1e-4, 1e-4  # float32 reassociation of the first Linear (relative to output scale)
 
 
-def naive_block(params: egnn.BlockParams, h, x, edge_attr, atom_mask):
+def naive_block(params: egnn_block.BlockParams, h, x, edge_attr, atom_mask):
     """``egnn.dense_block`` with the first Linear applied to the materialised concatenation.
 
     Args:
@@ -62,13 +62,17 @@ def naive_block(params: egnn.BlockParams, h, x, edge_attr, atom_mask):
         h_j = jnp.broadcast_to(h[..., None, :, :], h_i.shape)
         return jnp.concatenate([h_i, h_j, e], axis=-1)  # [B, N, N, 2H + E]
 
-    m = egnn.gated_message(params, egnn.affine(params.edge_in, pair_input(h), dtype), dtype)
-    agg = jnp.sum(jnp.where(pair, m, 0), axis=-2) / egnn.NORMALIZATION_FACTOR
-    h = jnp.where(node, egnn.node_update(params, h, agg, dtype), 0)
+    m = egnn_block.gated_message(
+        params, egnn_block.affine(params.edge_in, pair_input(h), dtype), dtype
+    )
+    agg = jnp.sum(jnp.where(pair, m, 0), axis=-2) / egnn_block.NORMALIZATION_FACTOR
+    h = jnp.where(node, egnn_block.node_update(params, h, agg, dtype), 0)
 
-    w = egnn.coord_weight(params, egnn.affine(params.coord_in, pair_input(h), dtype), dtype)
-    trans = egnn.normalised_difference(diff, sq_dist) * w * egnn.COORDS_RANGE
-    x = x + jnp.sum(jnp.where(pair, trans, 0), axis=-2) / egnn.NORMALIZATION_FACTOR
+    w = egnn_block.coord_weight(
+        params, egnn_block.affine(params.coord_in, pair_input(h), dtype), dtype
+    )
+    trans = egnn_block.normalised_difference(diff, sq_dist) * w * egnn_block.COORDS_RANGE
+    x = x + jnp.sum(jnp.where(pair, trans, 0), axis=-2) / egnn_block.NORMALIZATION_FACTOR
     return h, jnp.where(node, x, 0)
 
 

@@ -1,11 +1,12 @@
 """Sparse EGNN message passing over a jraph ``GraphsTuple`` (``segment_sum``), same parameters.
 
-The block arithmetic is the one of ``egnn.dense_block`` (equations in ``egnn.py``), but messages
-live on an explicit edge list: ``receivers`` are the aggregating atoms ``i`` and ``senders`` the
-neighbours ``j`` of the reference's ``(row, col)`` convention, so ``h_i = nodes[receivers]``,
-``x_i - x_j = x[receivers] - x[senders]`` and ``agg_i = segment_sum(m, receivers)``. This path is
-meant for graphs too large for dense ``[B, N, N, ...]`` tensors (cut-off graphs, big molecules);
-on complete graphs it reproduces the dense kernel (tested to 1e-5).
+The block arithmetic is the one of ``egnn.dense_block`` (equations in ``egnn.py``, shared pieces
+in ``egnn_block.py``), but messages live on an explicit edge list: ``receivers`` are the
+aggregating atoms ``i`` and ``senders`` the neighbours ``j`` of the reference's ``(row, col)``
+convention, so ``h_i = nodes[receivers]``, ``x_i - x_j = x[receivers] - x[senders]`` and
+``agg_i = segment_sum(m, receivers)``. This path is meant for graphs too large for dense
+``[B, N, N, ...]`` tensors (cut-off graphs, big molecules); on complete graphs it reproduces the
+dense kernel (tested to 1e-5).
 
 Graph layout used here: ``nodes = {"h": [V, H], "x": [V, 3], "mask": [V]}`` and
 ``edges = {"attr": [M, A], "mask": [M]}``; masks are 1/True for real nodes/edges (so a graph can
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import jraph
 import numpy as np
 
-from irgeodiff_jax.models.egnn import (
+from irgeodiff_jax.models.egnn_block import (
     COORDS_RANGE,
     NORMALIZATION_FACTOR,
     BlockParams,
