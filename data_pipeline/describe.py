@@ -12,7 +12,6 @@ train/validation/test), ``max_atoms``, ``elements`` (symbols, ascending atomic n
 """
 
 import argparse
-import importlib.util
 import json
 import sys
 
@@ -79,17 +78,15 @@ def describe_build(data_dir: str, seed: int = 0) -> dict:
 
 
 def describe_release(source: str, data_dir: str | None, seed: int = 0) -> dict:
-    """Official QM9S/QMe14S files through the release readers (``data_pipeline.qm9s_release``)."""
+    """Official QM9S/QMe14S files through their readers (``qm9s_release``, ``qme14s_release``)."""
     if not data_dir:
         raise DescribeError(f"source {source!r} needs --data_dir with the official release files")
-    if importlib.util.find_spec("data_pipeline.qm9s_release") is None:
-        raise DescribeError(f"source {source!r}: the release reader is not installed")
-    from data_pipeline import qm9s_release
+    from data_pipeline import qm9s_release, qme14s_release  # pandas: imported only for releases
 
-    reader = getattr(qm9s_release, f"read_{source}", None)
-    if reader is None:
-        raise DescribeError(f"source {source!r}: data_pipeline.qm9s_release has no read_{source}")
-    return _screen_and_split(source, list(reader(data_dir)), seed)
+    readers = {"qm9s": qm9s_release.read_qm9s, "qme14s": qme14s_release.read_qme14s}
+    if source not in readers:
+        raise DescribeError(f"source {source!r} is not a release; choose from {sorted(readers)}")
+    return _screen_and_split(source, list(readers[source](data_dir)), seed)
 
 
 def describe(source: str, data_dir: str | None = None, seed: int = 0) -> dict:

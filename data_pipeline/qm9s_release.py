@@ -288,13 +288,6 @@ def read_qm9s(manual_dir: str, **kw) -> Iterator[RawMolecule]:
     return iter_molecules(manual_dir, **kw)
 
 
-def read_qme14s(manual_dir: str, **kw) -> Iterator[RawMolecule]:
-    """All QMe14S molecules with spectra (see ``data_pipeline.qme14s_release``)."""
-    from data_pipeline import qme14s_release  # noqa: PLC0415  (it imports this module)
-
-    return qme14s_release.iter_molecules(manual_dir, **kw)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m data_pipeline.qm9s_release", description=__doc__)
     p.add_argument("--manual_dir", required=True)

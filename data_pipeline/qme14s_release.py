@@ -1,7 +1,9 @@
 """Reader for QMe14S (JPCL 2025; 186,102 molecules, 14 elements, IR on 3,500 points, 500-4000).
 
 The official file layout was not found (reference-notes §3), so this project defines the files it
-reads in ``manual_dir`` (same conventions as the QM9S reader, see data_pipeline/README.md):
+reads in ``manual_dir`` (same conventions as the QM9S reader, see data_pipeline/README.md), and
+reads them with the QM9S reader's file functions (``qm9s_release``; that module does not import
+this one):
 
 * Geometries, one of (first found wins): ``qme14s_geometries.npz`` (npz layout of
   `qm9s_release.write_geometries_npz`: ids, smiles, atom_offsets, atomic_numbers,
@@ -51,3 +53,8 @@ def iter_molecules(
     for mol_id, spectrum in qm9s_release.iter_wide_csv(csv_path, points=QME14S_POINTS, ids=ids):
         if mol_id in keyed:
             yield qm9s_release.molecule(mol_id, keyed[mol_id], spectrum, "qme14s")
+
+
+def read_qme14s(manual_dir: str, **kw) -> Iterator[RawMolecule]:
+    """All QMe14S molecules with spectra (`iter_molecules`; ``data_pipeline.describe`` calls it)."""
+    return iter_molecules(manual_dir, **kw)

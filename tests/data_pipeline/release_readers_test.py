@@ -133,7 +133,7 @@ def test_qme14s_reader(tmp_path, mols):
     write_xyz(tmp_path / "qme14s_geometries.xyz", mols)
     header = [f"{v:.4f}" for v in np.linspace(500, 4000, 3500)]
     write_wide_csv(tmp_path / qme14s_release.IR_CSV, ids, _spectra(NUM, 3500), header=header)
-    raws = list(qm9s_release.read_qme14s(str(tmp_path)))
+    raws = list(qme14s_release.read_qme14s(str(tmp_path)))
     assert [r.id for r in raws] == ids and all(r.source == "qme14s" for r in raws)
     assert raws[0].spectrum.shape == (3500,)
     np.testing.assert_allclose(raws[0].spectrum_grid_cm1, np.linspace(500, 4000, 3500))
