@@ -22,11 +22,12 @@ flags.mark_flags_as_required(["workdir", "out"])
 def main(argv):
     if len(argv) > 1:
         cli.exit_usage(f"export_model: error: unexpected arguments: {argv[1:]}")
-    from irgeodiff_jax.training import checkpointing, inference, shipped  # noqa: PLC0415
+    from irgeodiff_jax.training import checkpointing, shipped  # noqa: PLC0415
+    from irgeodiff_jax.training import workdir as workdirs  # noqa: PLC0415
 
     try:
         meta = shipped.export_model(_WORKDIR.value, _OUT.value)
-    except (inference.InferenceError, checkpointing.CheckpointError) as e:
+    except (workdirs.InferenceError, checkpointing.CheckpointError) as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps(meta))

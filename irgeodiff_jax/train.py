@@ -34,7 +34,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from data_pipeline.embedded import EmbeddedDataError  # noqa: PLC0415
     from irgeodiff_jax.data.features import ExampleError  # noqa: PLC0415
     from irgeodiff_jax.data.sources import SourceError  # noqa: PLC0415
-    from irgeodiff_jax.training import checkpointing, inference, trainer  # noqa: PLC0415
+    from irgeodiff_jax.training import checkpointing, trainer  # noqa: PLC0415
+    from irgeodiff_jax.training import workdir as workdirs  # noqa: PLC0415
     from irgeodiff_jax.training.optim import OptimizerConfigError  # noqa: PLC0415
     from irgeodiff_jax.training.sharding import ShardingError  # noqa: PLC0415
     from irgeodiff_jax.training.step import StageError  # noqa: PLC0415
@@ -44,7 +45,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ExampleError,
         SourceError,
         checkpointing.CheckpointError,
-        inference.InferenceError,
+        workdirs.InferenceError,
         trainer.NonFiniteLossError,
         trainer.ConfigError,
         OptimizerConfigError,

@@ -27,13 +27,14 @@ from irgeodiff_jax.data import features, sources
 from irgeodiff_jax.sampling import generate
 from irgeodiff_jax.sampling import samples_dir as sdir
 from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, plan_batches
-from irgeodiff_jax.training import checkpointing, inference
+from irgeodiff_jax.training import checkpointing
+from irgeodiff_jax.training import workdir as workdirs
 
 INPUT_ERRORS = (
     SampleError,
     generate.GenerateError,
     sdir.SamplesFormatError,
-    inference.InferenceError,
+    workdirs.InferenceError,
     checkpointing.CheckpointError,
     sources.SourceError,
     features.ExampleError,

@@ -25,7 +25,8 @@ from irgeodiff_jax.evaluation import plots
 from irgeodiff_jax.sampling import candidates, generate
 from irgeodiff_jax.sampling import samples_dir as sdir
 from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, atom_vocabulary
-from irgeodiff_jax.training import checkpointing, inference
+from irgeodiff_jax.training import checkpointing
+from irgeodiff_jax.training import workdir as workdirs
 from irgeodiff_jax.utils import atomic
 
 MAX_OVERLAY_CANDIDATES = 3
@@ -105,7 +106,7 @@ def _read_inputs(workdir: str, spectrum_path: str, formula_text: str, kind: str 
         user = spectrum_files.read_spectrum(spectrum_path, kind=kind)
     except spectrum_files.SpectrumFileError as e:
         raise PredictError(f"--spectrum {e}") from None
-    early = inference.read_config_file(workdir) if os.path.isdir(workdir) else None
+    early = workdirs.read_config_file(workdir) if os.path.isdir(workdir) else None
     if early is not None:  # fail fast, before restoring the checkpoint
         atoms_for_formula(
             formula_text, atom_vocabulary(early), int(early.data.get("max_atoms", 29))
@@ -193,7 +194,7 @@ INPUT_ERRORS = (
     PredictError,
     SampleError,
     generate.GenerateError,
-    inference.InferenceError,
+    workdirs.InferenceError,
     checkpointing.CheckpointError,
     features.ExampleError,
 )  # bad flags or inputs: the command line reports them in one line, exit status 2

@@ -1,6 +1,6 @@
 """A trained model ready to sample (``ModelRunner``) and the batch plan of a dataset split.
 
-``ModelRunner`` restores the EMA parameters of a training workdir (``training/inference.py``) and
+``ModelRunner`` restores the EMA parameters of a training workdir (``training/workdirs.py``) and
 runs ``sampling.generate`` on featurized rows of one padded size; ``plan_batches`` groups the
 molecules of a source into batches of one size bucket (``config.data.buckets``, else
 ``max_atoms``). Used by ``sampling/dataset.py`` (a whole split) and ``sampling/prediction.py``
@@ -16,7 +16,8 @@ import numpy as np
 
 from irgeodiff_jax.data import features, input_pipeline
 from irgeodiff_jax.sampling import generate
-from irgeodiff_jax.training import inference, step
+from irgeodiff_jax.training import step
+from irgeodiff_jax.training import workdir as workdirs
 
 
 class SampleError(ValueError):
@@ -41,7 +42,7 @@ class ModelRunner:
     """
 
     def __init__(self, workdir: str):
-        self.bundle = inference.load_for_inference(workdir)
+        self.bundle = workdirs.load_for_inference(workdir)
         self.bundle.require("denoiser")
         config = self.bundle.config
         data = config.data

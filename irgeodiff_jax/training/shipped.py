@@ -10,7 +10,7 @@ package)::
 
 ``export_model(workdir, out_dir)`` writes the three files atomically (``utils.atomic``).
 ``load_model(directory)`` returns the same ``InferenceBundle`` that
-``inference.load_for_inference`` returns for a workdir, so sampling code does not care which.
+``workdirs.load_for_inference`` returns for a workdir, so sampling code does not care which.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ import ml_collections
 import numpy as np
 from flax import serialization
 
-from irgeodiff_jax.training import inference
+from irgeodiff_jax.training import workdir as workdirs
 from irgeodiff_jax.utils import atomic
 
 CONFIG_NAME, PARAMS_NAME, META_NAME = "config.json", "params.msgpack", "model.json"
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained")
 
 
-class ModelFileError(inference.InferenceError):
+class ModelFileError(workdirs.InferenceError):
     """A model directory that is missing, incomplete or corrupt (one-line reason)."""
 
 
@@ -42,7 +42,7 @@ def export_model(workdir: str, out_dir: str) -> dict:
     Returns:
         The provenance record written as ``model.json``.
     """
-    bundle = inference.load_for_inference(workdir, stage="diffusion", use_ema=True)
+    bundle = workdirs.load_for_inference(workdir, stage="diffusion", use_ema=True)
     params = jax.tree.map(lambda v: np.asarray(v, np.float32), bundle.params)
     blob = serialization.msgpack_serialize(params)
     os.makedirs(out_dir, exist_ok=True)
@@ -66,7 +66,7 @@ def has_model(directory: str = SHIPPED_DIR) -> bool:
     return all(os.path.exists(os.path.join(directory, n)) for n in (CONFIG_NAME, PARAMS_NAME))
 
 
-def load_model(directory: str = SHIPPED_DIR) -> inference.InferenceBundle:
+def load_model(directory: str = SHIPPED_DIR) -> workdirs.InferenceBundle:
     """The model in ``directory`` (default: the one shipped in the package) as a bundle.
 
     Raises:
@@ -100,7 +100,7 @@ def load_model(directory: str = SHIPPED_DIR) -> inference.InferenceBundle:
     got = jax.tree.map(np.shape, params)
     if jax.tree.map(lambda s: s.shape, expected) != got:
         raise ModelFileError(f"{directory}: parameters do not fit the stored config")
-    return inference.InferenceBundle(
+    return workdirs.InferenceBundle(
         config=config, models=models, params=params, stage="diffusion",
         step=int(meta.get("step", -1)), checkpoint_dir=directory, ema=True,
     )  # fmt: skip

@@ -33,7 +33,8 @@ from jax.experimental import multihost_utils
 
 from irgeodiff_jax.data import input_pipeline
 from irgeodiff_jax.models import factory
-from irgeodiff_jax.training import checkpointing, inference, latent_scale, metrics, sharding, step
+from irgeodiff_jax.training import checkpointing, latent_scale, metrics, sharding, step
+from irgeodiff_jax.training import workdir as workdirs
 
 EVAL_KEY_SALT = 0x7FFFFFFF
 
@@ -94,7 +95,7 @@ def train_and_evaluate(
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     if jax.process_index() == 0:
-        with open(os.path.join(workdir, inference.CONFIG_FILE), "w") as f:
+        with open(os.path.join(workdir, workdirs.CONFIG_FILE), "w") as f:
             f.write(config.to_json_best_effort(indent=2))
     results = {}
     for stage in stages_to_run(config):
@@ -167,18 +168,18 @@ def initial_params(models, config, workdir: str, stage: str, key) -> dict:
     params = jax.jit(lambda k: factory.init_params(models, config, k))(key)
     params = {m: params[m] for m in step.STAGE_MODULES[stage]}
     if config.get("init_from"):
-        src = inference.load_for_inference(config.init_from)
-        params = inference.overlay_params(
+        src = workdirs.load_for_inference(config.init_from)
+        params = workdirs.overlay_params(
             params, src.params, config.init_from_modules, exact=False,
             what=f"init_from {config.init_from} ({src.stage} step {src.step})",
         )  # fmt: skip
     earlier = step.STAGES[: step.STAGES.index(stage)]
-    present = [s for s in inference.stages_with_checkpoints(workdir) if s in earlier]
+    present = [s for s in workdirs.stages_with_checkpoints(workdir) if s in earlier]
     if present:
         use_ema = config.training.transfer == "ema"
-        prev = inference.load_for_inference(workdir, stage=present[-1], use_ema=use_ema)
+        prev = workdirs.load_for_inference(workdir, stage=present[-1], use_ema=use_ema)
         what = f"stage {stage} from {prev.stage} step {prev.step}"
-        params = inference.overlay_params(params, prev.params, prev.params, exact=True, what=what)
+        params = workdirs.overlay_params(params, prev.params, prev.params, exact=True, what=what)
     elif earlier:
         logging.warning("stage %s: no earlier stage in %s; starting from scratch", stage, workdir)
     if stage == "diffusion" and config.diffusion.get("normalize_latents", False):
@@ -223,7 +224,7 @@ def _setup_stage(config, workdir: str, stage: str) -> _Run:
     num_steps = num_train_steps(config, stage, iterator.batches_per_epoch)
     models = factory.create_models(config)
     manager = checkpointing.make_manager(
-        inference.checkpoint_dir(workdir, stage),
+        workdirs.checkpoint_dir(workdir, stage),
         max_to_keep=int(config.training.keep_checkpoints),
         async_save=bool(config.training.async_checkpointing),
     )

@@ -14,7 +14,8 @@ import jax
 import numpy as np
 import pytest
 
-from irgeodiff_jax.training import checkpointing, inference, metrics
+from irgeodiff_jax.training import checkpointing, metrics
+from irgeodiff_jax.training import workdir as workdirs
 from tests.training.trainer_test import REPO, build_embedded
 
 K, EVERY, FIRST = 40, 4, 4
@@ -40,7 +41,7 @@ def _env(cache: str) -> dict:
 
 
 def _wait_for_step(workdir: str, ckpt_step: int, proc, timeout: float = 900) -> None:
-    path = os.path.join(inference.checkpoint_dir(workdir, STAGE), str(ckpt_step))
+    path = os.path.join(workdirs.checkpoint_dir(workdir, STAGE), str(ckpt_step))
     start = time.time()
     while not os.path.isdir(path):
         assert proc.poll() is None, proc.communicate()[1][-3000:]
@@ -49,8 +50,8 @@ def _wait_for_step(workdir: str, ckpt_step: int, proc, timeout: float = 900) -> 
 
 
 def _final(workdir: str) -> dict:
-    bundle = inference.load_for_inference(workdir, use_ema=False)
-    ema = inference.load_for_inference(workdir)
+    bundle = workdirs.load_for_inference(workdir, use_ema=False)
+    ema = workdirs.load_for_inference(workdir)
     assert bundle.step == K
     losses = {}
     for r in metrics.read_jsonl(os.path.join(workdir, STAGE, "metrics.jsonl")):
@@ -63,8 +64,8 @@ def _opt_state(workdir: str):
     from irgeodiff_jax.models import factory
     from irgeodiff_jax.training import step
 
-    config = inference.load_for_inference(workdir).config
-    manager = checkpointing.make_manager(inference.checkpoint_dir(workdir, STAGE), async_save=False)
+    config = workdirs.load_for_inference(workdir).config
+    manager = checkpointing.make_manager(workdirs.checkpoint_dir(workdir, STAGE), async_save=False)
     abstract = step.abstract_checkpoint(factory.create_models(config), config, STAGE)
     _, tree, extra = checkpointing.restore_latest(manager, abstract)
     return tree, extra
@@ -96,7 +97,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path_factory, shared):
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
     killed_at = max(
-        int(s) for s in os.listdir(inference.checkpoint_dir(resumed, STAGE)) if s.isdigit()
+        int(s) for s in os.listdir(workdirs.checkpoint_dir(resumed, STAGE)) if s.isdigit()
     )
     assert killed_at < K
 
@@ -137,5 +138,5 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path_factory, shared):
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     assert "SIGTERM: saved step" in err and "preempted" in err
-    bundle = inference.load_for_inference(workdir)
+    bundle = workdirs.load_for_inference(workdir)
     assert FIRST <= bundle.step < 100000 and f"saved step {bundle.step}" in err

@@ -7,7 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from irgeodiff_jax.training import inference, shipped
+from irgeodiff_jax.training import shipped
+from irgeodiff_jax.training import workdir as workdirs
 from tests.sampling import run_cli
 from tests.sampling import trained_workdir_fixture as trained_workdir_fixture  # noqa: F401
 
@@ -23,7 +24,7 @@ def exported(trained_workdir, tmp_path_factory):
 
 def test_exported_model_loads_as_the_workdir_does(trained_workdir, exported):
     out, meta = exported
-    ref = inference.load_for_inference(trained_workdir["workdir"])
+    ref = workdirs.load_for_inference(trained_workdir["workdir"])
     got = shipped.load_model(out)
     assert (got.stage, got.step, meta["step"]) == ("diffusion", ref.step, ref.step)
     assert got.config.to_dict() == json.loads(ref.config.to_json_best_effort())

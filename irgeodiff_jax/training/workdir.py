@@ -1,4 +1,9 @@
-"""Load a trained run for sampling and evaluation: config, Linen modules and EMA parameters.
+"""A training workdir: its layout, restoring a trained run, and overlaying parameters.
+
+``load_for_inference`` gives what sampling and evaluation need (config, Linen modules, EMA
+parameters); ``checkpoint_dir``, ``stages_with_checkpoints`` and ``read_config_file`` describe
+the layout; ``overlay_params`` copies matching parameters from one run into another's modules
+(stage-to-stage transfer and ``config.init_from``).
 
 A training workdir (``python -m irgeodiff_jax.train ... --workdir=W``) looks like::
 
@@ -27,7 +32,9 @@ exact config that trained it); ``W/config.json`` is the fallback for checkpoints
 
 Example::
 
-    bundle = load_for_inference("/tmp/w")
+    from irgeodiff_jax.training import workdir as workdirs
+
+    bundle = workdirs.load_for_inference("/tmp/w")
     enc = bundle.models["classifier"].apply(
         bundle.variables("classifier"), spectrum_tokens, formula_tokens,
         deterministic=True, method="encode")

@@ -1,4 +1,5 @@
-"""load_for_inference: final-stage choice, EMA vs raw parameters, config source, clear errors."""
+"""training.workdir: load_for_inference (final-stage choice, EMA vs raw parameters, config
+source, clear errors) and overlay_params."""
 
 import json
 import os
@@ -10,7 +11,8 @@ import pytest
 
 from configs import test as test_config
 from irgeodiff_jax.models import factory
-from irgeodiff_jax.training import checkpointing, inference, step, trainer
+from irgeodiff_jax.training import checkpointing, step, trainer
+from irgeodiff_jax.training import workdir as workdirs
 
 
 def _config():
@@ -28,7 +30,7 @@ def _write_stage(workdir: str, config, stage: str, ckpt_step: int, *, with_confi
         params=jax.tree.map(lambda x: np.ones(x.shape, x.dtype), state.params),
         ema_params=jax.tree.map(lambda x: np.full(x.shape, 2, x.dtype), state.params),
     )
-    manager = checkpointing.make_manager(inference.checkpoint_dir(workdir, stage), async_save=False)
+    manager = checkpointing.make_manager(workdirs.checkpoint_dir(workdir, stage), async_save=False)
     run = types.SimpleNamespace(
         stage=stage,
         config=config if with_config else types.SimpleNamespace(to_json_best_effort=lambda: "{}"),
@@ -42,27 +44,27 @@ def _write_stage(workdir: str, config, stage: str, ckpt_step: int, *, with_confi
 
 
 def test_no_checkpoint_is_a_one_line_error(tmp_path):
-    with pytest.raises(inference.InferenceError, match="no such workdir"):
-        inference.load_for_inference(str(tmp_path / "missing"))
-    with pytest.raises(inference.InferenceError) as e:
-        inference.load_for_inference(str(tmp_path))
+    with pytest.raises(workdirs.InferenceError, match="no such workdir"):
+        workdirs.load_for_inference(str(tmp_path / "missing"))
+    with pytest.raises(workdirs.InferenceError) as e:
+        workdirs.load_for_inference(str(tmp_path))
     assert "no checkpoint found" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_partial_run_loads_the_classifier_and_says_so(tmp_path):
     config = _config()
     _write_stage(str(tmp_path), config, "classifier", 7)
-    bundle = inference.load_for_inference(str(tmp_path))
+    bundle = workdirs.load_for_inference(str(tmp_path))
     assert (bundle.stage, bundle.step, bundle.ema) == ("classifier", 7, True)
     assert set(bundle.params) == {"classifier"} and set(bundle.models) >= {"denoiser"}
     leaves = jax.tree.leaves(bundle.params)
     assert leaves and all(np.all(np.asarray(x) == 2) for x in leaves)
-    with pytest.raises(inference.InferenceError, match="newest stage is 'classifier'.*'denoiser'"):
+    with pytest.raises(workdirs.InferenceError, match="newest stage is 'classifier'.*'denoiser'"):
         bundle.variables("denoiser")
-    raw = inference.load_for_inference(str(tmp_path), use_ema=False)
+    raw = workdirs.load_for_inference(str(tmp_path), use_ema=False)
     assert all(np.all(np.asarray(x) == 1) for x in jax.tree.leaves(raw.params))
-    with pytest.raises(inference.InferenceError, match="no checkpoint of stage 'autoencoder'"):
-        inference.load_for_inference(str(tmp_path), stage="autoencoder")
+    with pytest.raises(workdirs.InferenceError, match="no checkpoint of stage 'autoencoder'"):
+        workdirs.load_for_inference(str(tmp_path), stage="autoencoder")
 
 
 def test_final_stage_wins_and_config_comes_from_the_checkpoint(tmp_path):
@@ -70,9 +72,9 @@ def test_final_stage_wins_and_config_comes_from_the_checkpoint(tmp_path):
     config.training.num_steps = 123  # a value config.json (written below) does not have
     _write_stage(str(tmp_path), config, "classifier", 4)
     _write_stage(str(tmp_path), config, "diffusion", 9)
-    with open(os.path.join(tmp_path, inference.CONFIG_FILE), "w") as f:
+    with open(os.path.join(tmp_path, workdirs.CONFIG_FILE), "w") as f:
         f.write(_config().to_json_best_effort())
-    bundle = inference.load_for_inference(str(tmp_path))
+    bundle = workdirs.load_for_inference(str(tmp_path))
     assert (bundle.stage, bundle.step) == ("diffusion", 9)
     assert set(bundle.params) == {"classifier", "autoencoder", "denoiser"}
     assert bundle.config.training.num_steps == 123
@@ -83,18 +85,18 @@ def test_final_stage_wins_and_config_comes_from_the_checkpoint(tmp_path):
 def test_config_json_is_the_fallback(tmp_path):
     config = _config()
     _write_stage(str(tmp_path), config, "autoencoder", 2, with_config=False)
-    with pytest.raises(inference.InferenceError, match="neither config.json"):
-        inference.load_for_inference(str(tmp_path))
-    with open(os.path.join(tmp_path, inference.CONFIG_FILE), "w") as f:
+    with pytest.raises(workdirs.InferenceError, match="neither config.json"):
+        workdirs.load_for_inference(str(tmp_path))
+    with open(os.path.join(tmp_path, workdirs.CONFIG_FILE), "w") as f:
         json.dump(json.loads(config.to_json_best_effort()), f)
-    bundle = inference.load_for_inference(str(tmp_path))
+    bundle = workdirs.load_for_inference(str(tmp_path))
     assert bundle.stage == "autoencoder" and set(bundle.params) == {"classifier", "autoencoder"}
 
 
 def test_overlay_params_exact_and_matching():
     target = {"a": {"w": np.zeros((2, 3)), "b": np.zeros(3)}, "c": {"w": np.zeros(1)}}
     source = {"a": {"w": np.ones((2, 3)), "b": np.ones(4)}}
-    out = inference.overlay_params(target, source, ["a", "c"], exact=False, what="t")
+    out = workdirs.overlay_params(target, source, ["a", "c"], exact=False, what="t")
     assert np.all(out["a"]["w"] == 1) and np.all(out["a"]["b"] == 0) and out["c"] is target["c"]
     with pytest.raises(checkpointing.CheckpointError, match="a parameters do not match"):
-        inference.overlay_params(target, source, ["a"], exact=True, what="t")
+        workdirs.overlay_params(target, source, ["a"], exact=True, what="t")
