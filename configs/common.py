@@ -2,7 +2,8 @@
 
 Config files call ``parse_arg(arg, stage=..., size=...)`` on the string after the colon of
 ``--config=configs/qm9s.py:stage=autoencoder,size=small`` (big_vision convention) and assemble
-``config.data`` and ``config.model`` from ``data_config()`` and ``model_config(size)``.
+``config.data`` and ``config.model`` from ``data_config()`` and ``model_config(size)``; the
+training sections (``training``, ``optimizer``, ``diffusion``, ...) come from ``configs/recipe.py``.
 ``irgeodiff_jax.models.factory.create_models`` is the only code that reads ``config.model``.
 """
 

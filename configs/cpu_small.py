@@ -27,7 +27,7 @@ classifier 0.243 (BCE), autoencoder 0.257 (recon 0.012, KL 1.30, BCE 0.232), dif
 
 import ml_collections
 
-from configs import common, training
+from configs import common, recipe
 
 WIDTH, HEADS, FF, LAYERS = 64, 4, 128, 2
 EGNN_HIDDEN, EGNN_LAYERS = 32, 4
@@ -62,10 +62,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.size = "cpu_small"
     config.seed = 0
     config.data = common.data_config()
-    training.add_data_source(config.data, "embedded")
+    recipe.add_data_source(config.data, "embedded")
     config.model = model_config()
-    training.add_training_sections(config, args.stage)
-    for stage, batch in zip(training.STAGES, (32, 16, 8), strict=True):
+    recipe.add_training_sections(config, args.stage)
+    for stage, batch in zip(recipe.STAGES, (32, 16, 8), strict=True):
         config.training[stage].batch_size = batch
         config.training[stage].num_epochs = 20
         config.optimizer[stage].warmup_steps = 200

@@ -20,7 +20,7 @@ AdamW-AMSGrad with weight decay 1e-12 for diffusion. The paper reports ~3.5 h (c
 
 import ml_collections
 
-from configs import common, training
+from configs import common, recipe
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -30,7 +30,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.size = args.size
     config.seed = 0
     config.data = common.data_config()
-    training.add_data_source(config.data, "qm9s")
+    recipe.add_data_source(config.data, "qm9s")
     config.model = common.model_config(args.size)
-    training.add_training_sections(config, args.stage)
+    recipe.add_training_sections(config, args.stage)
     return config

@@ -17,7 +17,7 @@ largest molecule (``python -m data_pipeline.describe``); the loader names any mo
 
 import ml_collections
 
-from configs import common, training
+from configs import common, recipe
 from irgeodiff_jax.chem import elements
 
 FG_GROUPS, FORMULA_VOCAB, TAU_LAYERS = 26, 39, 6
@@ -34,13 +34,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.num_fg = FG_GROUPS
     config.data.max_atoms = 40
     config.data.fg_scheme = "qme14s"
-    training.add_data_source(config.data, "qme14s")
+    recipe.add_data_source(config.data, "qme14s")
     config.model = common.model_config(args.size)
     enc = config.model.spectral_encoder
     enc.num_groups, enc.formula_vocab = FG_GROUPS, FORMULA_VOCAB
     enc.num_encoder_layers = enc.num_decoder_layers = TAU_LAYERS
     config.model.autoencoder.num_atom_types = len(elements.QME14S_ELEMENTS)
-    training.add_training_sections(config, args.stage)
+    recipe.add_training_sections(config, args.stage)
     config.training.autoencoder.num_epochs = 150
     config.training.diffusion.num_epochs = 250
     config.init_from_modules = ("autoencoder", "denoiser")

@@ -15,7 +15,7 @@ backward pass of every model takes well under a second on one CPU core.
 
 import ml_collections
 
-from configs import common, training
+from configs import common, recipe
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -25,10 +25,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.size = "tiny"
     config.seed = 0
     config.data = common.data_config()
-    training.add_data_source(config.data, "embedded")
+    recipe.add_data_source(config.data, "embedded")
     config.model = common.model_config("tiny")
-    training.add_training_sections(config, args.stage)
-    for stage in training.STAGES:
+    recipe.add_training_sections(config, args.stage)
+    for stage in recipe.STAGES:
         config.training[stage].batch_size = 8
         config.training[stage].num_epochs = 1
         config.optimizer[stage].warmup_steps = 10

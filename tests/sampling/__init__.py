@@ -90,14 +90,14 @@ def small_embedded(root: str) -> str:
 def write_config(path: str, embedded_dir: str | None) -> str:
     """A config file wrapping ``configs/test.py`` that points at ``embedded_dir``."""
     lines = [
-        "from configs import test, training",
+        "from configs import recipe, test",
         "",
         "",
         "def get_config(arg=None):",
         "    config = test.get_config(arg)",
         "    if 'training' not in config:  # configs/test.py without its training sections yet",
-        "        training.add_training_sections(config, config.stage)",
-        "        for stage in training.STAGES:",
+        "        recipe.add_training_sections(config, config.stage)",
+        "        for stage in recipe.STAGES:",
         "            config.training[stage].batch_size = 8",
     ]
     if embedded_dir is not None:

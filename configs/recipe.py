@@ -1,4 +1,5 @@
-"""Training sections shared by every config: ``training``, ``optimizer``, ``mesh``, ``diffusion``.
+"""The training recipe shared by every config: ``stage``, ``training``, ``optimizer``, ``mesh``,
+``diffusion``, ``loss``, and the data-source fields.
 
 Not a runnable config by itself: ``configs/qm9s.py``, ``configs/qme14s.py``,
 ``configs/cpu_small.py`` and ``configs/test.py`` call these functions and override what differs.
