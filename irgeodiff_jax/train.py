@@ -64,8 +64,8 @@ class _QuietOrbax(std_logging.Filter):
 
 def _hooks(config) -> tuple:
     """The sample check of the diffusion stage when ``training.sample_check.every_steps > 0``."""
+    from irgeodiff_jax.diffusion import schedules  # noqa: PLC0415
     from irgeodiff_jax.sampling import sample_check  # noqa: PLC0415
-    from irgeodiff_jax.training import step  # noqa: PLC0415
 
     runs_diffusion = config.stage in ("all", "diffusion")
     if not runs_diffusion or sample_check.settings_of(config)["every_steps"] <= 0:
@@ -73,7 +73,8 @@ def _hooks(config) -> tuple:
     from irgeodiff_jax.models import factory  # noqa: PLC0415
 
     models = factory.create_models(config)
-    return (sample_check.SampleCheck(config, models, step.make_schedule(config)),)
+    schedule = schedules.schedule_from_config(config.diffusion)
+    return (sample_check.SampleCheck(config, models, schedule),)
 
 
 def main(argv):

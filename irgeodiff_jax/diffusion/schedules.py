@@ -172,3 +172,9 @@ def schedule_from_name(name: str, T: int = 1000, precision: float = 1e-5) -> Noi
     if match is None:
         raise ScheduleError(f"unknown noise schedule {name!r}; expected 'polynomial_<power>'")
     return polynomial_schedule(T=T, power=float(match.group(1)), precision=precision)
+
+
+def schedule_from_config(diffusion_config) -> NoiseSchedule:
+    """The schedule of a ``config.diffusion`` group (``schedule``, ``num_steps``, ``precision``)."""
+    d = diffusion_config
+    return schedule_from_name(d.schedule, T=int(d.num_steps), precision=d.precision)

@@ -15,8 +15,8 @@ import jax
 import numpy as np
 
 from irgeodiff_jax.data import features, input_pipeline
+from irgeodiff_jax.diffusion import schedules
 from irgeodiff_jax.sampling import generate
-from irgeodiff_jax.training import step
 from irgeodiff_jax.training import workdir as workdirs
 
 
@@ -47,7 +47,7 @@ class ModelRunner:
         config = self.bundle.config
         data = config.data
         self.workdir = os.path.abspath(workdir)
-        self.schedule = step.make_schedule(config)
+        self.schedule = schedules.schedule_from_config(config.diffusion)
         self.params = jax.device_put(self.bundle.params)
         self.vocab = atom_vocabulary(config)
         self.max_atoms = int(data.get("max_atoms", 29))

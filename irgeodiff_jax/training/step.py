@@ -88,12 +88,6 @@ def device_batch(batch) -> dict:
     return {k: get(k) for k in DEVICE_FIELDS}
 
 
-def make_schedule(config) -> schedules.NoiseSchedule:
-    """The noise schedule of ``config.diffusion`` (``schedule``, ``num_steps``, ``precision``)."""
-    d = config.diffusion
-    return schedules.schedule_from_name(d.schedule, T=int(d.num_steps), precision=d.precision)
-
-
 # With ``diffusion.fixed_latents`` the diffusion stage also freezes the atom embedding, so the
 # latent of every molecule stays the same throughout diffusion training.
 ATOM_EMBEDDING_PREFIXES = ("autoencoder/atom_embedding/", "autoencoder/atom_cross_attention/")
@@ -333,7 +327,7 @@ def total_loss(stage: str, terms: dict, settings: dict) -> jax.Array:
 def _stage_setup(models, config, stage: str, schedule):
     check_stage(stage)
     if schedule is None and stage == "diffusion":
-        schedule = make_schedule(config)
+        schedule = schedules.schedule_from_config(config.diffusion)
     return make_chain(models, config, schedule), loss_settings(config)
 
 

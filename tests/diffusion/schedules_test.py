@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -99,3 +100,13 @@ def test_schedule_from_name():
     assert not np.allclose(cubic.gamma_table, by_name.gamma_table)
     with pytest.raises(ScheduleError, match="unknown noise schedule 'cosine'"):
         schedules.schedule_from_name("cosine")
+
+
+def test_schedule_from_config_reads_the_diffusion_group():
+    group = ml_collections.ConfigDict(
+        {"schedule": "polynomial_3", "num_steps": 40, "precision": 1e-4}
+    )
+    from_config = schedules.schedule_from_config(group)
+    expected = polynomial_schedule(T=40, power=3.0, precision=1e-4)
+    assert from_config.num_steps == 40
+    np.testing.assert_array_equal(from_config.gamma_table, expected.gamma_table)

@@ -4,9 +4,9 @@ import jax
 import numpy as np
 
 from configs import test as test_config
+from irgeodiff_jax.diffusion import schedules
 from irgeodiff_jax.models import factory
 from irgeodiff_jax.sampling import sample_check
-from irgeodiff_jax.training import step
 
 
 class _Writer:
@@ -41,7 +41,8 @@ def test_hook_samples_validation_spectra_and_writes_scores():
     config.training.sample_check.update(every_steps=10, num_spectra=2, samples=2, sampler_steps=3)
     models = factory.create_models(config)
     params = jax.jit(lambda k: factory.init_params(models, config, k))(jax.random.key(0))
-    hook = sample_check.SampleCheck(config, models, step.make_schedule(config))
+    schedule = schedules.schedule_from_config(config.diffusion)
+    hook = sample_check.SampleCheck(config, models, schedule)
     writer = _Writer()
     hook.after_eval("autoencoder", 10, params, writer, final=False)  # other stages: nothing
     hook.after_eval("diffusion", 5, params, writer, final=False)  # not a multiple: nothing
