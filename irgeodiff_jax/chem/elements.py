@@ -1,7 +1,12 @@
-"""Element tables: symbols, atomic numbers, masses and the per-dataset atom vocabularies."""
+"""Element tables: symbols, atomic numbers, masses and the per-dataset atom vocabularies.
+
+The vocabularies are plain tuples and RDKit (symbols, masses) is imported on first use, so the
+RDKit-free runtime loader (``irgeodiff_jax.data``) reads its atom types from here.
+"""
+
+import functools
 
 import numpy as np
-from rdkit import Chem
 
 # Elements the project supports (QMe14S's 14); QM9S uses the first five of QM9S_ELEMENTS.
 QM9S_ELEMENTS = (1, 6, 7, 8, 9)  # H C N O F
@@ -21,10 +26,24 @@ QME14S_ELEMENTS = (
     34,
     35,
 )  # H B C N O F Al Si P S Cl As Se Br
+# Atom-type vocabularies by dataset name (atomic numbers in type-index order): the model's atom
+# types (``config.data.atom_vocabulary``), the elements a preparation scheme accepts and the element
+# words of the formula tokenizer. Defined here only.
+ATOM_VOCABULARIES = {"qm9s": QM9S_ELEMENTS, "qme14s": QME14S_ELEMENTS}
 SUPPORTED_ELEMENTS = frozenset(QME14S_ELEMENTS)
 
-_PT = Chem.GetPeriodicTable()
-_SYMBOL_TO_Z = {_PT.GetElementSymbol(z): z for z in range(1, 119)}
+
+@functools.cache
+def _periodic_table():
+    from rdkit import Chem  # noqa: PLC0415  (first use only: the vocabularies need no RDKit)
+
+    return Chem.GetPeriodicTable()
+
+
+@functools.cache
+def _symbol_to_z() -> dict[str, int]:
+    table = _periodic_table()
+    return {table.GetElementSymbol(z): z for z in range(1, 119)}
 
 
 class UnknownElementError(ValueError):
@@ -36,19 +55,21 @@ def symbol(z: int) -> str:
     z = int(z)
     if not 1 <= z <= 118:
         raise UnknownElementError(f"atomic number {z} is not an element")
-    return _PT.GetElementSymbol(z)
+    return _periodic_table().GetElementSymbol(z)
 
 
 def atomic_number(sym: str) -> int:
     """Atomic number of an element symbol such as ``"Cl"`` (case-sensitive)."""
-    if sym not in _SYMBOL_TO_Z:
+    lookup = _symbol_to_z()
+    if sym not in lookup:
         raise UnknownElementError(f"unknown element symbol {sym!r}")
-    return _SYMBOL_TO_Z[sym]
+    return lookup[sym]
 
 
 def masses_amu(atomic_numbers) -> np.ndarray:
     """Standard atomic weights (amu) for each atomic number."""
-    return np.array([_PT.GetAtomicWeight(int(z)) for z in atomic_numbers], dtype=np.float64)
+    table = _periodic_table()
+    return np.array([table.GetAtomicWeight(int(z)) for z in atomic_numbers], dtype=np.float64)
 
 
 def check_supported(atomic_numbers, allowed=SUPPORTED_ELEMENTS) -> None:

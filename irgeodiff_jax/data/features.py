@@ -7,46 +7,15 @@ Numpy only (no RDKit, no JAX). Input is one example of schema v1 (see
 
 import numpy as np
 
-from irgeodiff_jax.chem import spectra
+from irgeodiff_jax.chem import elements, spectra
 from irgeodiff_jax.data import types
 
-# Atom vocabularies (atomic numbers, in type-index order). They equal the tuples in
-# ``irgeodiff_jax.chem.elements``, which imports RDKit and so cannot be used here.
-ATOM_VOCABULARIES = {
-    "qm9s": (1, 6, 7, 8, 9),  # H C N O F
-    "qme14s": (
-        1,
-        5,
-        6,
-        7,
-        8,
-        9,
-        13,
-        14,
-        15,
-        16,
-        17,
-        33,
-        34,
-        35,
-    ),  # H B C N O F Al Si P S Cl As Se Br
-}
 SPECTRUM_POINTS = 3200  # model grid: 500-4000 cm^-1
 TOKEN_LEVELS = 100
 
 
 class ExampleError(ValueError):
     """A prepared example the loader cannot use (message names the molecule id)."""
-
-
-def vocabulary(name_or_atomic_numbers) -> tuple[int, ...]:
-    """Atomic numbers of a named vocabulary (``"qm9s"``/``"qme14s"``) or an explicit sequence."""
-    if isinstance(name_or_atomic_numbers, str):
-        if name_or_atomic_numbers not in ATOM_VOCABULARIES:
-            known = sorted(ATOM_VOCABULARIES)
-            raise ValueError(f"unknown atom vocabulary {name_or_atomic_numbers!r}; known: {known}")
-        return ATOM_VOCABULARIES[name_or_atomic_numbers]
-    return tuple(int(z) for z in name_or_atomic_numbers)
 
 
 def atom_type_indices(atomic_numbers, vocab, *, mol_id) -> np.ndarray:
@@ -121,7 +90,7 @@ def featurize(
     example: dict,
     *,
     max_atoms: int,
-    vocab=ATOM_VOCABULARIES["qm9s"],
+    vocab=elements.QM9S_ELEMENTS,
     spectrum_points: int = SPECTRUM_POINTS,
     levels: int = TOKEN_LEVELS,
     formula_len: int | None = None,

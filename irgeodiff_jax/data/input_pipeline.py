@@ -24,17 +24,11 @@ The number of batches per epoch is the same in every epoch, so batch ``k`` of th
 import grain
 import numpy as np
 
+from irgeodiff_jax.chem import elements
 from irgeodiff_jax.data import features, sources, types
+from irgeodiff_jax.data.settings import DataSettings, bucket_sizes
 
 STATE_VERSION = 1
-
-
-def bucket_sizes(buckets, max_atoms: int) -> tuple[int, ...]:
-    """Sorted padded sizes: ``buckets`` (may be empty) plus ``max_atoms`` as the largest."""
-    sizes = sorted({int(b) for b in (buckets or ())} | {int(max_atoms)})
-    if sizes[0] < 1 or sizes[-1] > max_atoms:
-        raise ValueError(f"buckets {tuple(buckets)} must lie in [1, max_atoms={max_atoms}]")
-    return tuple(sizes)
 
 
 def assign_buckets(num_atoms, sizes, id_of) -> np.ndarray:
@@ -180,7 +174,7 @@ def batch_iterator(
     seed: int,
     max_atoms: int,
     buckets=(),
-    vocab=features.ATOM_VOCABULARIES["qm9s"],
+    vocab=elements.QM9S_ELEMENTS,
     levels: int = features.TOKEN_LEVELS,
     formula_len: int | None = None,
     num_fg: int | None = None,
@@ -263,20 +257,20 @@ def make_batch_iterator(
 ) -> BatchIterator:
     """Batches of ``split`` from the source ``data_config`` selects (`sources.get_source`).
 
-    Reads ``data_config.max_atoms`` (29), ``buckets`` (()), ``atom_vocabulary`` ("qm9s"),
-    ``spectrum_levels`` (100), ``formula_len`` (16), ``num_threads`` (0) and the source keys.
-    Pass ``process_index=jax.process_index(), process_count=jax.process_count()`` on multi-host.
+    Shapes and vocabulary come from `DataSettings.from_config` (``max_atoms``, ``buckets``,
+    ``atom_types``/``atom_vocabulary``, ``spectrum_levels``, ``formula_len``, ``num_fg``); also
+    reads ``num_threads`` (0) and the source keys. Pass ``process_index=jax.process_index(),
+    process_count=jax.process_count()`` on multi-host.
     """
+    settings = DataSettings.from_config(data_config)
     source = sources.get_source(data_config, split)
     return batch_iterator(
         source,
         batch_size=batch_size,
         seed=seed,
-        max_atoms=int(data_config.get("max_atoms", 29)),
-        buckets=tuple(data_config.get("buckets", ()) or ()),
-        vocab=features.vocabulary(data_config.get("atom_vocabulary", "qm9s")),
-        levels=int(data_config.get("spectrum_levels", features.TOKEN_LEVELS)),
-        formula_len=int(data_config.get("formula_len", 16)),
+        max_atoms=settings.max_atoms,
+        buckets=settings.sizes,
+        **settings.featurize_kwargs(),
         process_index=process_index,
         process_count=process_count,
         shuffle=shuffle,

@@ -19,6 +19,8 @@ import os
 import numpy as np
 from absl import logging
 
+from irgeodiff_jax.data.settings import DataSettings
+
 SPLITS = ("train", "validation", "test")
 RELEASE_SOURCES = ("qm9_ir", "qm9s", "qme14s")
 _LOGGED: set = set()
@@ -58,16 +60,6 @@ class InMemorySource:
         return f"{type(self).__name__}(name={self.name!r}, len={len(self)})"
 
 
-def _prepare_settings(data_config) -> dict:
-    scale = data_config.get("frequency_scale", None)
-    return {
-        "scheme": data_config.get("fg_scheme", "qm9s"),
-        "frequency_scale": None if scale is None else float(scale),
-        "fwhm_cm1": float(data_config.get("fwhm_cm1", 15.0)),
-        "formula_len": int(data_config.get("formula_len", 16)),
-    }
-
-
 @functools.lru_cache(maxsize=4)
 def _embedded_splits(directory: str | None, settings: tuple) -> dict:
     """All embedded molecules prepared with ``settings``, grouped by the manifest's split."""
@@ -97,8 +89,9 @@ class EmbeddedSource(InMemorySource):
     Args:
         split: "train" | "validation" | "test" (the manifest's split ids).
         directory: embedded directory (default: the package's ``data/embedded``).
-        **prepare_settings: ``prepare_example`` keywords (scheme, frequency_scale — None means
-            the manifest's —, fwhm_cm1, formula_len).
+        **prepare_settings: ``prepare_example`` keywords (`DataSettings.prepare_kwargs`:
+            scheme, frequency_scale — None means the manifest's —, fwhm_cm1, formula_len,
+            formula_vocab).
     """
 
     def __init__(self, split: str, directory: str | None = None, **prepare_settings):
@@ -176,7 +169,8 @@ def get_source(data_config, split: str):
         _log_once(f"data: using tfds dataset {name!r} from data_dir={data_dir}")
         return source
     directory = data_config.get("embedded_dir", None)
-    source = EmbeddedSource(split, directory, **_prepare_settings(data_config))
+    settings = DataSettings.from_config(data_config).prepare_kwargs()
+    source = EmbeddedSource(split, directory, **settings)
     reason = "data.source='embedded'" if name == "embedded" else "data.data_dir is not set"
     _log_once(f"data: using the embedded QM9-IR subset ({reason})")
     return source

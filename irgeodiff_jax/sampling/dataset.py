@@ -43,13 +43,7 @@ INPUT_ERRORS = (
 
 def _featurize(source, indices, n: int, runner: ModelRunner, batch_size: int) -> list[dict]:
     rows = [
-        features.featurize(
-            source[i],
-            max_atoms=n,
-            vocab=runner.vocab,
-            levels=runner.levels,
-            formula_len=runner.formula_len,
-        )
+        features.featurize(source[i], max_atoms=n, **runner.data.featurize_kwargs())
         for i in indices
     ]
     return rows + [rows[0]] * (batch_size - len(rows))  # padding rows, dropped after sampling
@@ -70,7 +64,7 @@ def _attention(out: dict, m: int, z: np.ndarray, mask: np.ndarray, runner) -> sd
 def _write_batch(writer, source, indices, out, runner, attention_ids) -> str:
     real = len(indices)
     batch = out["batch"]
-    vocab = np.asarray(runner.vocab, np.int32)
+    vocab = np.asarray(runner.data.atom_types, np.int32)
     mask = batch.atom_mask[:real]
     z = np.where(mask, vocab[batch.atom_types[:real]], 0).astype(np.int32)
     positions = out["positions"][:real]

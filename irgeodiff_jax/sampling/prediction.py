@@ -21,10 +21,11 @@ import numpy as np
 
 from irgeodiff_jax.chem import elements, formula, spectra, spectrum_files
 from irgeodiff_jax.data import features
+from irgeodiff_jax.data.settings import DataSettings
 from irgeodiff_jax.evaluation import plots
 from irgeodiff_jax.sampling import candidates, generate
 from irgeodiff_jax.sampling import samples_dir as sdir
-from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, atom_vocabulary
+from irgeodiff_jax.sampling.runner import ModelRunner, SampleError
 from irgeodiff_jax.training import checkpointing
 from irgeodiff_jax.training import workdir as workdirs
 from irgeodiff_jax.utils import atomic
@@ -60,24 +61,22 @@ def atoms_for_formula(text: str, vocab, max_atoms: int) -> tuple[str, np.ndarray
     return hill, z
 
 
-def _formula_tokens(hill: str, config, notes: list) -> np.ndarray:
-    data = config.data
-    preset = data.get("formula_vocab", None) or data.get("fg_scheme", "qm9s")
-    tokenizer = formula.FormulaTokenizer.for_dataset(preset)
-    tokens = tokenizer.encode(hill, int(data.get("formula_len", 16)))
+def _formula_tokens(hill: str, data: DataSettings, notes: list) -> np.ndarray:
+    tokenizer = formula.FormulaTokenizer.for_dataset(data.formula_preset)
+    tokens = tokenizer.encode(hill, data.formula_len)
     if np.any(tokens == formula.UNK_ID):
         notes.append(f"formula {hill} has a count outside the model's vocabulary ([UNK] token)")
     return tokens
 
 
-def _example(z: np.ndarray, spectrum: np.ndarray, tokens: np.ndarray, config) -> dict:
+def _example(z: np.ndarray, spectrum: np.ndarray, tokens: np.ndarray, data: DataSettings) -> dict:
     return {
         "id": 0,
         "atomic_numbers": z,
         "positions": np.zeros((z.size, 3), np.float32),
         "spectrum": spectrum.astype(np.float32),
         "formula_tokens": tokens,
-        "fg_labels": np.zeros(int(config.data.get("num_fg", 20)), np.float32),
+        "fg_labels": np.zeros(data.num_fg or 0, np.float32),  # not used by the sampler
     }
 
 
@@ -108,9 +107,8 @@ def _read_inputs(workdir: str, spectrum_path: str, formula_text: str, kind: str 
         raise PredictError(f"--spectrum {e}") from None
     early = workdirs.read_config_file(workdir) if os.path.isdir(workdir) else None
     if early is not None:  # fail fast, before restoring the checkpoint
-        atoms_for_formula(
-            formula_text, atom_vocabulary(early), int(early.data.get("max_atoms", 29))
-        )
+        data = DataSettings.from_config(early.data)
+        atoms_for_formula(formula_text, data.atom_types, data.max_atoms)
     return user
 
 
@@ -150,15 +148,13 @@ def predict(
     user = _read_inputs(workdir, spectrum_path, formula_text, kind)
     runner = runner or ModelRunner(workdir)
     settings.check(runner.schedule)
-    hill, z = atoms_for_formula(formula_text, runner.vocab, runner.max_atoms)
+    hill, z = atoms_for_formula(formula_text, runner.data.atom_types, runner.data.max_atoms)
     notes = list(user.notes)
-    tokens = _formula_tokens(hill, runner.bundle.config, notes)
+    tokens = _formula_tokens(hill, runner.data, notes)
     row = features.featurize(
-        _example(z, user.absorbance, tokens, runner.bundle.config),
+        _example(z, user.absorbance, tokens, runner.data),
         max_atoms=runner.bucket_for(z.size),
-        vocab=runner.vocab,
-        levels=runner.levels,
-        formula_len=runner.formula_len,
+        **runner.data.featurize_kwargs(),
     )
     positions = runner.run([row], seed, k, settings)["positions"][0][:, : z.size]
     cands, unassigned = candidates.group_candidates(z, positions)

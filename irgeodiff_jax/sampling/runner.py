@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from irgeodiff_jax.data import features, input_pipeline
+from irgeodiff_jax.data.settings import DataSettings
 from irgeodiff_jax.diffusion import schedules
 from irgeodiff_jax.sampling import generate
 from irgeodiff_jax.training import workdir as workdirs
@@ -24,38 +25,23 @@ class SampleError(ValueError):
     """Bad arguments to ``sample`` (one-line reason)."""
 
 
-def atom_vocabulary(config) -> tuple[int, ...]:
-    """Atomic numbers in type-index order: ``data.atom_types`` (else ``data.atom_vocabulary``)."""
-    data = config.data
-    if "atom_types" in data:
-        return tuple(int(z) for z in data.atom_types)
-    return features.vocabulary(data.get("atom_vocabulary", "qm9s"))
-
-
 class ModelRunner:
     """A trained model ready to sample: modules, EMA parameters, schedule and data settings.
 
     Attributes:
         bundle: the ``InferenceBundle`` (config, modules, params, stage, step).
         schedule: diffusion noise schedule of the config.
-        vocab: atomic numbers in type-index order; ``max_atoms``, ``sizes`` (bucket sizes).
+        data: the config's ``DataSettings`` (atom types, padded sizes, token lengths).
     """
 
     def __init__(self, workdir: str):
         self.bundle = workdirs.load_for_inference(workdir)
         self.bundle.require("denoiser")
         config = self.bundle.config
-        data = config.data
         self.workdir = os.path.abspath(workdir)
         self.schedule = schedules.schedule_from_config(config.diffusion)
         self.params = jax.device_put(self.bundle.params)
-        self.vocab = atom_vocabulary(config)
-        self.max_atoms = int(data.get("max_atoms", 29))
-        self.sizes = input_pipeline.bucket_sizes(
-            tuple(data.get("buckets", ()) or ()), self.max_atoms
-        )
-        self.levels = int(data.get("spectrum_levels", features.TOKEN_LEVELS))
-        self.formula_len = int(data.get("formula_len", 16))
+        self.data = DataSettings.from_config(config.data)
         self.patch_size = int(config.model.spectral_encoder.patch_size)
         self._fns = {}
 
@@ -81,10 +67,10 @@ class ModelRunner:
 
     def bucket_for(self, num_atoms: int) -> int:
         """Padded size N of a molecule with ``num_atoms`` atoms (smallest bucket that fits)."""
-        fits = [n for n in self.sizes if n >= num_atoms]
+        fits = [n for n in self.data.sizes if n >= num_atoms]
         if not fits:
             raise SampleError(
-                f"{num_atoms} atoms is more than the model's max_atoms={self.max_atoms}"
+                f"{num_atoms} atoms is more than the model's max_atoms={self.data.max_atoms}"
             )
         return fits[0]
 
@@ -118,7 +104,7 @@ def plan_batches(source, runner: ModelRunner, *, num_spectra: int, batch_size: i
     todo = [i for i in range(count) if int(source[i]["id"]) not in skip]
     num_atoms = np.asarray(source.num_atoms())[todo]
     bucket_of = input_pipeline.assign_buckets(
-        num_atoms, runner.sizes, lambda j: int(source[todo[j]]["id"])
+        num_atoms, runner.data.sizes, lambda j: int(source[todo[j]]["id"])
     )
     plan = input_pipeline.global_batches(np.arange(len(todo)), bucket_of, batch_size, False)
-    return [(runner.sizes[b], [todo[j] for j in local]) for b, local in plan]
+    return [(runner.data.sizes[b], [todo[j] for j in local]) for b, local in plan]

@@ -21,6 +21,7 @@ from absl import logging
 
 from irgeodiff_jax.chem import score_job, worker
 from irgeodiff_jax.data import features, sources
+from irgeodiff_jax.data.settings import DataSettings
 from irgeodiff_jax.sampling import generate
 
 PREFIX = "sample_check/"
@@ -40,17 +41,13 @@ def settings_of(config) -> dict:
 
 def validation_batch(config, num_spectra: int):
     """The first ``num_spectra`` validation molecules as a padded batch, and their SMILES."""
-    data = config.data
-    source = sources.get_source(data, "validation")
+    data = DataSettings.from_config(config.data)
+    source = sources.get_source(config.data, "validation")
     examples = [source[i] for i in range(min(num_spectra, len(source)))]
     if not examples:
         raise ValueError("sample check: the validation split is empty")
     rows = [
-        features.featurize(
-            ex, max_atoms=int(data.max_atoms), vocab=tuple(data.atom_types),
-            levels=int(data.get("spectrum_levels", features.TOKEN_LEVELS)),
-            formula_len=int(data.formula_len), num_fg=int(data.num_fg),
-        )  # fmt: skip
+        features.featurize(ex, max_atoms=data.max_atoms, **data.featurize_kwargs())
         for ex in examples
     ]
     return features.collate(rows), [str(ex["smiles"]) for ex in examples]
@@ -83,7 +80,7 @@ class SampleCheck:
     def __init__(self, config, models, schedule):
         self.settings = s = settings_of(config)
         self.batch, self.smiles = validation_batch(config, s["num_spectra"])
-        self.vocab = np.asarray(tuple(config.data.atom_types))
+        self.vocab = np.asarray(DataSettings.from_config(config.data).atom_types)
         sampler = generate.SamplerSettings("fast", steps=s["sampler_steps"], eta=0.0)
         self.fn = generate.make_generate_fn(
             models, schedule, samples_per_spectrum=s["samples"], settings=sampler,

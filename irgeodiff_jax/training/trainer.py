@@ -105,14 +105,6 @@ def train_and_evaluate(
     return results
 
 
-def data_config(config) -> ml_collections.ConfigDict:
-    """``config.data`` with ``atom_vocabulary`` derived from ``atom_types`` when absent."""
-    data = ml_collections.ConfigDict(config.data.to_dict())
-    if "atom_vocabulary" not in data and "atom_types" in data:
-        data.atom_vocabulary = tuple(data.atom_types)
-    return data
-
-
 def setup_mesh(config, stage: str) -> tuple[jax.sharding.Mesh, int]:
     """The ``data`` mesh and the per-host batch (raises ShardingError if indivisible)."""
     n = int(config.mesh.data)
@@ -127,7 +119,7 @@ def stage_seed(config, stage: str) -> int:
 
 def setup_data(config, stage: str, local_batch: int) -> input_pipeline.BatchIterator:
     return input_pipeline.make_batch_iterator(
-        data_config(config),
+        config.data,
         "train",
         batch_size=local_batch,
         seed=stage_seed(config, stage),
@@ -284,7 +276,7 @@ def evaluate(run: _Run, params) -> dict[str, float]:
     """Validation metrics of ``params`` (EMA) over ``num_eval_batches`` (None: the split)."""
     try:
         it = input_pipeline.make_batch_iterator(
-            data_config(run.config), "validation", batch_size=run.local_batch, seed=0,
+            run.config.data, "validation", batch_size=run.local_batch, seed=0,
             process_index=jax.process_index(), process_count=jax.process_count(),
             shuffle=False, drop_remainder=False, num_epochs=1,
         )  # fmt: skip

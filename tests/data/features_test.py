@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from irgeodiff_jax.chem import elements
-from irgeodiff_jax.data import features, types
+from irgeodiff_jax.data import features, settings, types
 
 
 def _example(**over) -> dict:
@@ -53,12 +53,12 @@ def test_centre_with_mask_ignores_padding():
 
 
 def test_vocabularies_match_chem_elements():
-    assert features.ATOM_VOCABULARIES["qm9s"] == elements.QM9S_ELEMENTS
-    assert features.ATOM_VOCABULARIES["qme14s"] == elements.QME14S_ELEMENTS
+    assert settings.vocabulary("qm9s") == elements.QM9S_ELEMENTS
+    assert settings.vocabulary("qme14s") == elements.QME14S_ELEMENTS
     row = features.featurize(
         _example(atomic_numbers=np.array([16, 17, 35, 1], np.int32)),
         max_atoms=4,
-        vocab=features.vocabulary("qme14s"),
+        vocab=settings.vocabulary("qme14s"),
     )
     np.testing.assert_array_equal(row["atom_types"], [9, 10, 13, 0])
 

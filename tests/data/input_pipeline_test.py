@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from data_pipeline import qm9pack_source
+from irgeodiff_jax.chem import elements
 from irgeodiff_jax.data import features, input_pipeline, sources
 
 NUM_MOLECULES = 37  # not a multiple of the batch sizes below
@@ -69,7 +70,7 @@ def test_shapes_dtypes_and_masks(source, examples):
         n = len(ex["atomic_numbers"])
         assert batch.num_atoms[row] == n
         np.testing.assert_array_equal(batch.atom_mask[row], np.arange(29) < n)
-        vocab = list(features.ATOM_VOCABULARIES["qm9s"])
+        vocab = list(elements.QM9S_ELEMENTS)
         expected = [vocab.index(z) for z in ex["atomic_numbers"]]
         np.testing.assert_array_equal(batch.atom_types[row, :n], expected)
         np.testing.assert_array_equal(batch.fg_labels[row], ex["fg_labels"].astype(np.float32))
