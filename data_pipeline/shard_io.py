@@ -7,7 +7,9 @@ concatenated with offsets (``atom_offsets`` [k+1], ``mode_offsets`` [k+1]). Arra
   max_gradient [k] float64, atomic_numbers [A] int32, positions_angstrom [A, 3] float64,
   frequencies_cm1 [M] float64, intensities_km_mol [M] float64,
   failed_ids [f] int64, failed_reasons [f] str.
-The zip members carry a fixed timestamp, so equal arrays give byte-identical files.
+The zip members carry a fixed timestamp, so equal arrays give byte-identical files. Reading,
+checksums and per-molecule slicing are ``irgeodiff_jax.data.npz_io`` (the runtime reads the
+embedded subset, which has this layout, with them).
 """
 
 import glob
@@ -19,6 +21,9 @@ import zipfile
 
 import numpy as np
 
+from irgeodiff_jax.data import npz_io
+from irgeodiff_jax.data.npz_io import molecules as molecules  # re-exported: the shard readers
+from irgeodiff_jax.data.npz_io import sha256_file as sha256_file
 from irgeodiff_jax.utils import atomic
 
 SHARD_PATTERN = re.compile(r"shard-(\d{5})\.npz$")
@@ -32,14 +37,6 @@ class ShardError(ValueError):
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def shard_path(out: str, j: int) -> str:
@@ -72,14 +69,7 @@ def write_npz_deterministic(path: str, arrays: dict[str, np.ndarray]) -> None:
 
 def load_npz(path: str) -> dict[str, np.ndarray]:
     """All arrays of an npz; ShardError naming the file if it is corrupt or truncated."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise ShardError(f"{path}: file not found") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        reason = " ".join(str(e).split())
-        raise ShardError(f"{path}: corrupt or truncated npz ({reason})") from None
+    return npz_io.load_npz(path, error=ShardError)
 
 
 def _strings(values) -> np.ndarray:
@@ -154,20 +144,3 @@ def rewrite_failures(out: str, chunks: list[int]) -> None:
     for j in chunks:
         lines += _failure_lines(load_npz(shard_path(out, j)))
     atomic.write_text(os.path.join(out, FAILURES), "".join(f"{line}\n" for line in lines))
-
-
-def molecules(arrays: dict) -> list[dict]:
-    """Per-molecule dicts (id, smiles, atomic_numbers, positions, sticks, energy) of a shard."""
-    a, m = arrays["atom_offsets"], arrays["mode_offsets"]
-    return [
-        {
-            "id": int(arrays["ids"][k]),
-            "smiles": str(arrays["smiles"][k]),
-            "atomic_numbers": arrays["atomic_numbers"][a[k] : a[k + 1]],
-            "positions_angstrom": arrays["positions_angstrom"][a[k] : a[k + 1]],
-            "frequencies_cm1": arrays["frequencies_cm1"][m[k] : m[k + 1]],
-            "intensities_km_mol": arrays["intensities_km_mol"][m[k] : m[k + 1]],
-            "energy_hartree": float(arrays["energy_hartree"][k]),
-        }
-        for k in range(len(arrays["ids"]))
-    ]

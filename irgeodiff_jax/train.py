@@ -31,7 +31,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from data_pipeline.embedded import EmbeddedDataError  # noqa: PLC0415
+    from irgeodiff_jax.data.embedded_subset import EmbeddedDataError  # noqa: PLC0415
     from irgeodiff_jax.data.features import ExampleError  # noqa: PLC0415
     from irgeodiff_jax.data.sources import SourceError  # noqa: PLC0415
     from irgeodiff_jax.training import checkpointing, trainer  # noqa: PLC0415

@@ -1,8 +1,8 @@
 """Per-molecule features for the runtime loader: checks, centring, atom types, padding, tokens.
 
-Numpy only (no RDKit, no JAX). Input is one example of schema v1 (see
-``data_pipeline/prepare.py``); output is a dict of fixed-shape arrays that `collate` stacks into a
-`types.Batch`. Every bad input raises `ExampleError` with a one-line message naming the molecule.
+Numpy only (no RDKit, no JAX). Input is one example of schema v1 (see ``data/prepare.py``);
+output is a dict of fixed-shape arrays that `collate` stacks into a `types.Batch`. Every bad
+input raises `ExampleError` with a one-line message naming the molecule.
 """
 
 import numpy as np
@@ -10,7 +10,7 @@ import numpy as np
 from irgeodiff_jax.chem import elements, spectra
 from irgeodiff_jax.data import types
 
-SPECTRUM_POINTS = 3200  # model grid: 500-4000 cm^-1
+SPECTRUM_POINTS = spectra.MODEL_GRID[2]  # 3200 points over 500-4000 cm^-1
 TOKEN_LEVELS = 100
 
 

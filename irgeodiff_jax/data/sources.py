@@ -3,10 +3,10 @@
 A source has ``len(source)``, ``source[i] -> dict`` (schema v1, ``smiles``/``formula`` as str) and
 ``source.num_atoms() -> [len] int32`` (used for size buckets and the max-atoms check). Two kinds:
 
-* `EmbeddedSource`: the QM9-IR subset shipped in ``irgeodiff_jax/data/embedded/``, prepared once
-  per process (``data_pipeline.prepare.prepare_example``) and cached in memory; the split is the
-  one recorded in the subset's manifest. Preparing needs ``data_pipeline`` (and RDKit for the FG
-  labels); it is imported only when this source is used.
+* `EmbeddedSource`: the QM9-IR subset shipped in ``irgeodiff_jax/data/embedded/``
+  (`embedded_subset`), prepared once per process (`prepare.prepare_example`) and cached in memory;
+  the split is the one recorded in the subset's manifest. Preparing needs RDKit (FG labels), so
+  `prepare` is imported only when this source is used.
 * `TfdsSource`: a dataset built by ``data_pipeline.tfds_builders`` (array_record), read with
   ``tfds.data_source(name, data_dir=...)``; needs no TensorFlow.
 
@@ -19,6 +19,7 @@ import os
 import numpy as np
 from absl import logging
 
+from irgeodiff_jax.data import embedded_subset
 from irgeodiff_jax.data.settings import DataSettings
 
 SPLITS = ("train", "validation", "test")
@@ -63,15 +64,15 @@ class InMemorySource:
 @functools.lru_cache(maxsize=4)
 def _embedded_splits(directory: str | None, settings: tuple) -> dict:
     """All embedded molecules prepared with ``settings``, grouped by the manifest's split."""
-    from data_pipeline import embedded, prepare  # noqa: PLC0415  (offline package, lazy)
+    from irgeodiff_jax.data import prepare  # noqa: PLC0415  (RDKit: only for this source)
 
     kwargs = dict(settings)
-    info = embedded.manifest(directory)
+    info = embedded_subset.manifest(directory)
     if kwargs["frequency_scale"] is None:
         kwargs["frequency_scale"] = float(info.get("frequency_scale", 1.0))
     split_ids = info["splits"]
     by_id = {}
-    for raw in embedded.load_embedded(directory):
+    for raw in embedded_subset.load_embedded(directory):
         by_id[int(raw.id)] = prepare.prepare_example(raw, **kwargs)
     out = {}
     for split in SPLITS:

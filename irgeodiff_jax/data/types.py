@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-# Keys of "example schema v1" (one prepared molecule; see data_pipeline/prepare.py).
+# Keys of "example schema v1" (one prepared molecule; see data/prepare.py).
 EXAMPLE_KEYS = (
     "id",
     "smiles",
