@@ -1,14 +1,13 @@
 """Report figures (matplotlib, Agg backend: no display needed).
 
 * ``spectra_overlay``: input spectrum vs oracle spectra of sampled molecules, one panel per
-  spectrum (paper Fig. 2 style).
+  spectrum (paper Fig. 2 style); defined in ``utils/figures.py`` (``predict`` draws it too) and
+  re-exported here with ``OverlayPanel``.
 * ``simg_sis_hist``: joint histogram of sim_g and SIS over samples (Fig. 4A).
 * ``mol_acc_vs_k``: molecular accuracy against the number of samples k (Fig. A4).
 * ``attention_map``: per-layer atom→spectrum and edge→spectrum attention drawn over the input
   spectrum (Fig. 3, method.md §10). Atom maps are renormalised over atoms for each token.
 """
-
-import dataclasses
 
 import matplotlib
 
@@ -17,55 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from irgeodiff_jax.chem import elements  # noqa: E402
-
-
-@dataclasses.dataclass(frozen=True)
-class OverlayPanel:
-    """One overlay panel: the input spectrum and labelled sample spectra (same wavenumber axis).
-
-    Attributes:
-        title: panel title (e.g. id and reference SMILES).
-        grid_cm1: [L] wavenumbers.
-        input_spectrum: [L].
-        samples: (label, [L] spectrum) pairs.
-    """
-
-    title: str
-    grid_cm1: np.ndarray
-    input_spectrum: np.ndarray
-    samples: tuple = ()
-
-
-def _unit_max(y) -> np.ndarray:
-    y = np.asarray(y, dtype=np.float64)
-    top = np.max(np.abs(y)) if y.size else 0.0
-    return y / top if top > 0 else y
-
-
-def _save(fig, path: str) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def spectra_overlay(path: str, panels: list[OverlayPanel]) -> None:
-    """Writes a PNG with one row per panel: input (black) and samples (coloured), max = 1."""
-    rows = max(1, len(panels))
-    fig, axes = plt.subplots(rows, 1, figsize=(9, 2.4 * rows), squeeze=False)
-    for ax, panel in zip(axes[:, 0], panels, strict=False):
-        ax.plot(
-            panel.grid_cm1, _unit_max(panel.input_spectrum), color="black", lw=1.2, label="input"
-        )
-        for label, y in panel.samples:
-            ax.plot(panel.grid_cm1, _unit_max(y), lw=1.0, alpha=0.8, label=label)
-        ax.set_title(panel.title, fontsize=9)
-        ax.set_xlim(panel.grid_cm1[-1], panel.grid_cm1[0])  # IR convention: high → low
-        ax.set_ylabel("norm. abs.")
-        ax.legend(fontsize=7, loc="upper left")
-    if not panels:
-        axes[0, 0].text(0.5, 0.5, "no spectra", ha="center", va="center")
-    axes[-1, 0].set_xlabel("wavenumber (cm$^{-1}$)")
-    _save(fig, path)
+from irgeodiff_jax.utils import figures  # noqa: E402
+from irgeodiff_jax.utils.figures import OverlayPanel as OverlayPanel  # noqa: E402
+from irgeodiff_jax.utils.figures import spectra_overlay as spectra_overlay  # noqa: E402
 
 
 def simg_sis_hist(path: str, sim_g, sis, bins: int = 20) -> None:
@@ -91,7 +44,7 @@ def simg_sis_hist(path: str, sim_g, sis, bins: int = 20) -> None:
     top.set_title(f"{sim_g.size} samples", fontsize=9)
     right = fig.add_subplot(grid[1, 1], sharey=ax)
     right.hist(sis, bins=ye, orientation="horizontal", color="tab:orange")
-    _save(fig, path)
+    figures.save(fig, path)
 
 
 def mol_acc_vs_k(path: str, curve: dict, extra_points: dict | None = None) -> None:
@@ -112,7 +65,7 @@ def mol_acc_vs_k(path: str, curve: dict, extra_points: dict | None = None) -> No
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    figures.save(fig, path)
 
 
 def _patch_centres(grid_cm1: np.ndarray, num_patches: int, patch_size: int) -> np.ndarray:
@@ -145,7 +98,7 @@ def attention_map(path: str, maps, spectrum, grid_cm1, title: str = "") -> None:
         gridspec_kw=dict(height_ratios=[1.5] + [max(1.0, 0.12 * n)] * layers),
     )
     axes = axes[:, 0]
-    axes[0].plot(grid_cm1, _unit_max(spectrum), color="black", lw=1)
+    axes[0].plot(grid_cm1, figures.unit_max(spectrum), color="black", lw=1)
     axes[0].set_title(title or "attention over the input spectrum", fontsize=9)
     axes[0].set_ylabel("input")
     for layer in range(layers):
@@ -157,9 +110,9 @@ def attention_map(path: str, maps, spectrum, grid_cm1, title: str = "") -> None:
         formula_share = float(atom[layer, :, p:].sum() / max(atom[layer].sum(), 1e-30))
         ax.set_ylabel(f"L{layer}\nF {formula_share:.0%}", fontsize=7)
         twin = ax.twinx()
-        twin.plot(centres, _unit_max(edge[layer, :p]), color="white", lw=1)
+        twin.plot(centres, figures.unit_max(edge[layer, :p]), color="white", lw=1)
         twin.set_yticks([])
         twin.set_ylim(-0.05, 1.05)
     axes[-1].set_xlim(grid_cm1[-1], grid_cm1[0])
     axes[-1].set_xlabel("wavenumber (cm$^{-1}$)")
-    _save(fig, path)
+    figures.save(fig, path)

@@ -22,13 +22,12 @@ import numpy as np
 from irgeodiff_jax.chem import elements, formula, spectra, spectrum_files
 from irgeodiff_jax.data import features
 from irgeodiff_jax.data.settings import DataSettings
-from irgeodiff_jax.evaluation import plots
 from irgeodiff_jax.sampling import candidates, generate
 from irgeodiff_jax.sampling import samples_dir as sdir
 from irgeodiff_jax.sampling.runner import ModelRunner, SampleError
 from irgeodiff_jax.training import checkpointing
 from irgeodiff_jax.training import workdir as workdirs
-from irgeodiff_jax.utils import atomic
+from irgeodiff_jax.utils import atomic, figures
 
 MAX_OVERLAY_CANDIDATES = 3
 
@@ -94,9 +93,9 @@ def _write_overlay(path: str, spectrum, cands: list[dict], title: str, oracle: s
     else:
         note = " (no oracle spectra: run with --oracle=xtb to compare)"
     y_in = spectra.resample(spectrum, spectra.grid(*spectra.MODEL_GRID), grid)
-    panel = plots.OverlayPanel(title + note, grid, y_in, tuple(curves))
+    panel = figures.OverlayPanel(title + note, grid, y_in, tuple(curves))
     with atomic.replacing(path) as tmp:
-        plots.spectra_overlay(tmp, [panel])
+        figures.spectra_overlay(tmp, [panel])
 
 
 def _read_inputs(workdir: str, spectrum_path: str, formula_text: str, kind: str | None):
