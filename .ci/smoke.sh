@@ -39,7 +39,7 @@ step() {  # step NAME COMMAND...: runs and times one command
 import importlib.util as u
 import sys
 
-extra = [m for m in ("pytest", "chex", "ruff", "tensorflow") if u.find_spec(m)]
+extra = [m for m in ("pytest", "chex", "ruff", "importlinter", "tensorflow") if u.find_spec(m)]
 sys.exit(f"smoke venv is not a plain `pip install -e .`: has {extra}" if extra else 0)
 EOF
 
