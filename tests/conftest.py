@@ -1,4 +1,5 @@
-"""Shared test setup: simulated 4-device CPU (set before jax is imported) and PRNG keys."""
+"""Shared test setup: simulated 4-device CPU (set before jax is imported), PRNG keys, and the
+session's tiny trained model. Helpers that test modules import live in ``tests/helpers/``."""
 
 import os
 
@@ -21,3 +22,14 @@ def keys():
             i += 1
 
     return gen()
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tmp_path_factory) -> dict:
+    """A tiny model trained once per session (``tests/helpers/trained_model.py``).
+
+    ``{"workdir", "embedded_dir", "stdout", "stderr"}`` of the training command.
+    """
+    from tests.helpers import trained_model  # noqa: PLC0415  (data_pipeline only when used)
+
+    return trained_model.trained_once(tmp_path_factory.getbasetemp() / "sampling_trained_tiny")

@@ -7,7 +7,7 @@ import math
 import os
 
 from irgeodiff_jax.sampling import samples_dir as sdir
-from tests.sampling import run_cli, trained_workdir_fixture  # noqa: F401  (session fixture)
+from tests.helpers.cli import run_cli
 
 NUM_SPECTRA, K = 3, 3
 FRACTIONS = ("validity", "stability", "connectivity", "mol_acc")

@@ -8,7 +8,7 @@ import pytest
 
 from data_pipeline import qm9pack_source
 from irgeodiff_jax.chem import score_job, spectra, worker, xtb
-from tests.chem.faulty_scoring import score_with_faults
+from tests.helpers.faulty_scoring import score_with_faults
 
 
 def _job(sid, idx, index=3, **kw):

@@ -10,6 +10,7 @@ import pytest
 from data_pipeline import qm9pack_source
 from irgeodiff_jax.chem import elements
 from irgeodiff_jax.data import features, input_pipeline, sources
+from tests.helpers.datasets import write_build_dir
 
 NUM_MOLECULES = 37  # not a multiple of the batch sizes below
 
@@ -185,11 +186,10 @@ def test_empty_split_or_too_small_is_a_clear_error(source):
 @pytest.fixture(scope="module")
 def built_qm9_ir(tmp_path_factory):
     from data_pipeline import tfds_builders
-    from tests.data_pipeline import tfds_builders_test
 
     root = tmp_path_factory.mktemp("loader_qm9_ir")
     mols = qm9pack_source.molecules(qm9pack_source.sample_indices(16, seed=7))
-    tfds_builders_test.write_build_dir(root / "build", mols)
+    write_build_dir(root / "build", mols)
     tfds_builders.build("qm9_ir", str(root / "build"), str(root / "tfds"), num_test=2)
     return str(root / "tfds")
 
@@ -234,11 +234,10 @@ def test_get_source_errors(tmp_path):
 def packed_embedded(tmp_path_factory):
     """A small embedded directory written by F1's packer from a synthetic build."""
     from data_pipeline import embedded
-    from tests.data_pipeline import tfds_builders_test
 
     root = tmp_path_factory.mktemp("embedded")
     mols = qm9pack_source.molecules(qm9pack_source.sample_indices(16, seed=9))
-    tfds_builders_test.write_build_dir(root / "build", mols)
+    write_build_dir(root / "build", mols)
     embedded.pack(str(root / "build"), str(root / "emb"), num_test=3, split_seed=0, tolerance=0.4)
     return str(root / "emb")
 

@@ -14,6 +14,7 @@ from data_pipeline import (
     qm9s_release,
     qme14s_release,
 )
+from tests.helpers.datasets import random_spectra, write_wide_csv, write_xyz
 
 NUM = 6
 
@@ -21,27 +22,6 @@ NUM = 6
 @pytest.fixture(scope="module")
 def mols():
     return qm9pack_source.molecules(qm9pack_source.sample_indices(NUM, seed=3))
-
-
-def _spectra(n_rows, points, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.random((n_rows, points)) * 178.0).astype(np.float32)
-
-
-def write_wide_csv(path, ids, spectra, header=None):
-    """The release layout: unnamed integer id column, then one column per grid point."""
-    header = header if header is not None else [str(v) for v in range(500, 500 + spectra.shape[1])]
-    frame = pd.DataFrame(spectra, index=pd.Index(ids), columns=header)
-    frame.to_csv(path)  # first header cell empty (unnamed index)
-
-
-def write_xyz(path, mols):
-    with open(path, "w") as f:
-        for m in mols:
-            f.write(f"{len(m.atomic_numbers)}\nid={m.index} smiles={m.smiles}\n")
-            for z, (x, y, w) in zip(m.atomic_numbers, m.positions_angstrom, strict=True):
-                sym = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F"}[int(z)]
-                f.write(f"{sym} {x:.6f} {y:.6f} {w:.6f}\n")
 
 
 def _geometries(mols):
@@ -55,7 +35,7 @@ def _geometries(mols):
 
 def test_wide_csv_layout_and_chunked_streaming(tmp_path, mols):
     ids = [m.index for m in mols]
-    spectra = _spectra(NUM, 3501)
+    spectra = random_spectra(NUM, 3501)
     path = tmp_path / qm9s_release.IR_CSV
     write_wide_csv(path, ids, spectra)
     assert open(path).readline().startswith(",500,501,")
@@ -69,7 +49,7 @@ def test_wide_csv_layout_and_chunked_streaming(tmp_path, mols):
 
 def test_wide_csv_with_wrong_width_is_a_one_line_error(tmp_path):
     path = tmp_path / "bad.csv"
-    write_wide_csv(path, [1, 2], _spectra(2, 3500))
+    write_wide_csv(path, [1, 2], random_spectra(2, 3500))
     with pytest.raises(qm9s_release.ReleaseFormatError, match=r"bad.csv: expected .* 3501"):
         list(qm9s_release.iter_wide_csv(str(path)))
 
@@ -77,7 +57,7 @@ def test_wide_csv_with_wrong_width_is_a_one_line_error(tmp_path):
 @pytest.mark.parametrize("geometry_format", ["npz", "xyz"])
 def test_qm9s_reader_joins_geometries_and_spectra(tmp_path, mols, geometry_format):
     ids = [m.index for m in mols]
-    spectra = _spectra(NUM, 3501)
+    spectra = random_spectra(NUM, 3501)
     write_wide_csv(tmp_path / qm9s_release.IR_CSV, ids[::-1], spectra[::-1])
     if geometry_format == "npz":
         qm9s_release.write_geometries_npz(
@@ -101,7 +81,7 @@ def test_qm9s_reader_joins_geometries_and_spectra(tmp_path, mols, geometry_forma
 
 def test_qm9s_match_by_position(tmp_path, mols):
     qm9s_release.write_geometries_npz(str(tmp_path / qm9s_release.GEOMETRY_NPZ), _geometries(mols))
-    write_wide_csv(tmp_path / qm9s_release.IR_CSV, list(range(NUM)), _spectra(NUM, 3501))
+    write_wide_csv(tmp_path / qm9s_release.IR_CSV, list(range(NUM)), random_spectra(NUM, 3501))
     raws = list(qm9s_release.iter_molecules(str(tmp_path), match_by="position"))
     assert [r.smiles for r in raws] == [m.smiles for m in mols]
 
@@ -132,7 +112,7 @@ def test_qme14s_reader(tmp_path, mols):
     ids = [m.index for m in mols]
     write_xyz(tmp_path / "qme14s_geometries.xyz", mols)
     header = [f"{v:.4f}" for v in np.linspace(500, 4000, 3500)]
-    write_wide_csv(tmp_path / qme14s_release.IR_CSV, ids, _spectra(NUM, 3500), header=header)
+    write_wide_csv(tmp_path / qme14s_release.IR_CSV, ids, random_spectra(NUM, 3500), header=header)
     raws = list(qme14s_release.read_qme14s(str(tmp_path)))
     assert [r.id for r in raws] == ids and all(r.source == "qme14s" for r in raws)
     assert raws[0].spectrum.shape == (3500,)
@@ -155,7 +135,7 @@ def _reference_frame(mols):
                 "positions": positions,
                 "charges": charges,
                 "num_atoms": n,
-                "spectra": _spectra(1, 3501, seed=k)[0].astype(np.float64),
+                "spectra": random_spectra(1, 3501, seed=k)[0].astype(np.float64),
                 "smiles": m.smiles,
                 "formula": np.array([1, 5, 10, 6, 14, 2] + [0] * 10),
                 "func_groups": (np.arange(20) % (k + 2) == 0).astype(np.int64),

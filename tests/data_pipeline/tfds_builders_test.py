@@ -1,6 +1,5 @@
 """tfds builders: build tiny qm9_ir / qm9s / qme14s datasets, read them back without TensorFlow."""
 
-import json
 import subprocess
 import sys
 
@@ -13,41 +12,11 @@ from data_pipeline import (
     prepare,
     qm9pack_source,
     qm9s_release,
-    shard_io,
     tfds_builders,
 )
-from tests.data_pipeline import release_readers_test as fixtures
+from tests.helpers.datasets import random_spectra, write_build_dir, write_wide_csv, write_xyz
 
 NUM = 14
-
-
-def write_build_dir(path, mols, seed=0) -> None:
-    """A one-shard ``build_qm9_ir`` output with QM9 geometries and synthetic stick spectra."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for m in mols:
-        k = 3 * len(m.atomic_numbers) - 6
-        rows.append(
-            {
-                "id": m.index,
-                "energy": -10.0,
-                "num_imaginary": 0,
-                "max_gradient": 1e-4,
-                "atomic_numbers": m.atomic_numbers,
-                "positions": m.positions_angstrom,
-                "frequencies": np.sort(rng.uniform(400, 3900, k)),
-                "intensities": rng.uniform(0, 100, k),
-            }
-        )
-    path.mkdir(parents=True, exist_ok=True)
-    shard_io.write_shard(str(path), 0, rows, [m.smiles for m in mols])
-    info = {
-        "num_selected": len(mols),
-        "shard_size": len(mols),
-        "builder_version": "synthetic-test",
-        "selection": {"seed": seed},
-    }
-    (path / "build_info.json").write_text(json.dumps(info))
 
 
 @pytest.fixture(scope="module")
@@ -108,10 +77,10 @@ def test_qm9s_and_qme14s_builders_from_release_fixtures(tmp_path, mols):
     ids = [m.index for m in mols]
     manual = tmp_path / "qm9s_files"
     manual.mkdir()
-    fixtures.write_xyz(manual / qm9s_release.GEOMETRY_XYZ, mols)
-    spectra = fixtures._spectra(NUM - 1, 3501)
+    write_xyz(manual / qm9s_release.GEOMETRY_XYZ, mols)
+    spectra = random_spectra(NUM - 1, 3501)
     spectra[0] = 0.0  # a flat spectrum: prepare fails, the build logs it and goes on
-    fixtures.write_wide_csv(manual / qm9s_release.IR_CSV, ids[1:], spectra)
+    write_wide_csv(manual / qm9s_release.IR_CSV, ids[1:], spectra)
     builder = tfds_builders.build("qm9s", str(manual), str(tmp_path / "tfds"), num_test=2)
     counts = {k: v.num_examples for k, v in builder.info.splits.items()}
     meta = builder.info.metadata
@@ -126,8 +95,8 @@ def test_qm9s_and_qme14s_builders_from_release_fixtures(tmp_path, mols):
 
     manual14 = tmp_path / "qme14s_files"
     manual14.mkdir()
-    fixtures.write_xyz(manual14 / "qme14s_geometries.xyz", mols)
-    fixtures.write_wide_csv(manual14 / "qme14s_ir.csv", ids, fixtures._spectra(NUM, 3500))
+    write_xyz(manual14 / "qme14s_geometries.xyz", mols)
+    write_wide_csv(manual14 / "qme14s_ir.csv", ids, random_spectra(NUM, 3500))
     b14 = tfds_builders.build("qme14s", str(manual14), str(tmp_path / "tfds"), num_test=2)
     ex14 = b14.as_data_source()["train"][0]
     assert ex14["fg_labels"].shape == (26,) and b14.info.metadata["settings"]["scheme"] == "qme14s"

@@ -6,93 +6,25 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
-from rdkit import Chem
 
 from irgeodiff_jax.chem import spectra, worker, xtb
 from irgeodiff_jax.evaluation import scoring
 from irgeodiff_jax.evaluation.results import load_results
 from irgeodiff_jax.sampling import samples_dir as sdir
-from tests.chem.faulty_scoring import score_with_faults
-from tests.evaluation import (
+from tests.helpers.faulty_scoring import score_with_faults
+from tests.helpers.samples import (
     METHANE,
     WATER,
+    attention_maps,
     chunk_arrays,
     dimethyl_ether_entry,
     ethanol_entry,
     qm9,
     run_info,
+    two_chunk_dir,
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _two_chunk_dir(path, k=4):
-    writer = sdir.SamplesWriter(str(path), run_info(k))
-    writer.write_chunk(**chunk_arrays([ethanol_entry(101)], pad_to=12))
-    writer.write_chunk(**chunk_arrays([dimethyl_ether_entry(102, k)], pad_to=9))
-    return str(path)
-
-
-def test_samples_format_round_trip_and_sdf(tmp_path):
-    d = _two_chunk_dir(tmp_path / "s")
-    manifest = sdir.read_manifest(d)
-    assert manifest["chunks"] == ["chunk-00000.npz", "chunk-00001.npz"]
-    assert manifest["samples_per_spectrum"] == 4 and manifest["spectrum_grid"] == [
-        500.0,
-        4000.0,
-        3200,
-    ]
-    assert sdir.completed_ids(d) == {101, 102}
-    records = list(sdir.read_samples(d))
-    assert [r.id for r in records] == [101, 102]
-    eth = records[0]
-    assert eth.positions.shape == (4, 9, 3) and eth.reference_smiles == qm9(14).smiles
-    np.testing.assert_array_equal(eth.atomic_numbers, qm9(14).atomic_numbers)
-    np.testing.assert_allclose(eth.positions[1], qm9(14).positions_angstrom, atol=1e-5)
-    assert eth.spectrum.shape == (3200,)
-    assert [r.id for r in sdir.read_samples(d, skip_ids=[101])] == [102]
-    mols = list(Chem.SDMolSupplier(sdir.sdf_path(d, 101), removeHs=False, sanitize=False))
-    assert len(mols) == 4 and all(m.GetNumAtoms() == 9 for m in mols)
-    assert [m.GetProp("bonds_assigned") for m in mols] == ["1", "1", "1", "0"]
-    assert mols[1].GetNumBonds() == 8 and mols[3].GetNumBonds() == 0
-
-
-def test_writer_resume_rejects_duplicates_and_mismatch_and_ignores_orphans(tmp_path):
-    d = _two_chunk_dir(tmp_path / "s")
-    with pytest.raises(sdir.SamplesFormatError, match="samples_per_spectrum"):
-        sdir.SamplesWriter(d, run_info(5))
-    writer = sdir.SamplesWriter(d, run_info(4))
-    assert writer.completed_ids == {101, 102}
-    with pytest.raises(sdir.SamplesFormatError, match="already written"):
-        writer.write_chunk(**chunk_arrays([ethanol_entry(101)], pad_to=9))
-    # a run killed after writing chunk 2 but before the manifest: the reader ignores it ...
-    orphan = os.path.join(d, sdir.CHUNK_DIR, "chunk-00002.npz")
-    with open(orphan, "wb") as f:
-        f.write(b"partial")
-    assert sdir.completed_ids(d) == {101, 102}
-    # ... and the resumed writer overwrites it
-    assert writer.write_chunk(**chunk_arrays([ethanol_entry(103)], pad_to=9)) == "chunk-00002.npz"
-    assert sdir.completed_ids(d) == {101, 102, 103}
-    bad = chunk_arrays([ethanol_entry(104)], pad_to=9)
-    bad["positions"] = bad["positions"][:, :3]
-    with pytest.raises(sdir.SamplesFormatError, match="positions has shape"):
-        writer.write_chunk(**bad)
-    with pytest.raises(sdir.SamplesFormatError, match="not a samples directory"):
-        sdir.read_manifest(str(tmp_path))
-
-
-def _attention(n, layers=2, patches=50, formula=6):
-    rng = np.random.default_rng(0)
-    atom = rng.random((layers, n, patches + formula))
-    return sdir.AttentionMaps(
-        atom / atom.sum(-1, keepdims=True),
-        atom.max(1),
-        qm9(14).atomic_numbers,
-        patches,
-        64,
-        sample_index=1,
-    )
 
 
 def _expected_reports(out, oracle):
@@ -112,7 +44,7 @@ def test_evaluate_without_oracle_and_incremental_rerun(tmp_path):
     d = str(tmp_path / "s")
     writer = sdir.SamplesWriter(d, run_info(4))
     writer.write_chunk(
-        **chunk_arrays([ethanol_entry(101)], pad_to=9), attention={101: _attention(9)}
+        **chunk_arrays([ethanol_entry(101)], pad_to=9), attention={101: attention_maps(9)}
     )
     out = str(tmp_path / "eval")
     m = scoring.run_evaluation(d, out, workers=1, timeout_s=60, ks=(1, 2, 4, 50))
@@ -134,7 +66,7 @@ def test_evaluate_without_oracle_and_incremental_rerun(tmp_path):
 
 
 def test_evaluate_marks_crashed_and_timed_out_samples(tmp_path, monkeypatch):
-    d = _two_chunk_dir(tmp_path / "s")
+    d = two_chunk_dir(tmp_path / "s")
     faulty = functools.partial(score_with_faults, crash={(101, 1)}, hang={(102, 0)})
     pool = functools.partial(worker.ScoringPool, score_fn=faulty)
     monkeypatch.setattr(worker, "ScoringPool", pool)  # the pool evaluation.scoring creates
@@ -149,7 +81,7 @@ def test_evaluate_marks_crashed_and_timed_out_samples(tmp_path, monkeypatch):
 
 
 def test_cli_end_to_end_without_oracle(tmp_path):
-    d = _two_chunk_dir(tmp_path / "s")
+    d = two_chunk_dir(tmp_path / "s")
     out = str(tmp_path / "eval")
     cmd = [
         sys.executable,

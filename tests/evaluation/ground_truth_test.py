@@ -12,7 +12,7 @@ from configs import test as test_config
 from irgeodiff_jax.data import sources
 from irgeodiff_jax.evaluation import scoring
 from irgeodiff_jax.sampling import samples_dir as sdir
-from tests.evaluation import run_info
+from tests.helpers.samples import run_info
 
 K, PAD = 2, 29
 

@@ -3,7 +3,7 @@ import pytest
 
 from irgeodiff_jax.chem import score_job
 from irgeodiff_jax.evaluation import metrics
-from tests.evaluation import ETHANOL, ethanol_samples, qm9
+from tests.helpers.samples import ETHANOL, ethanol_samples, qm9
 
 
 def _score(name_or_pos, reference=ETHANOL, sid=0, idx=0):

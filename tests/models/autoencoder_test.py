@@ -15,29 +15,9 @@ from configs import test as test_config
 from irgeodiff_jax.models import factory
 from irgeodiff_jax.models.autoencoder import ae_loss
 from irgeodiff_jax.utils.geometry import random_orthogonal
-from tests.models.egnn_test import random_like
+from tests.helpers.model_params import make_batch, random_params
 
 TOL = 1e-5
-
-
-def make_batch(seed, num_real=(5, 3), n=5, spectrum_points=3200, formula_len=16):
-    """Numpy inputs: first ``num_real[b]`` atoms real; padded rows have zero coords, type 0."""
-    rng = np.random.default_rng(seed)
-    batch = len(num_real)
-    mask = (np.arange(n)[None] < np.asarray(num_real)[:, None]).astype(np.float32)
-    x = rng.normal(size=(batch, n, 3)).astype(np.float32) * 1.5 * mask[..., None]
-    x = (x - x.sum(1, keepdims=True) / mask.sum(1)[:, None, None]) * mask[..., None]
-    types = rng.integers(0, 5, (batch, n)) * mask.astype(int)
-    spectrum = rng.integers(0, 100, (batch, spectrum_points))
-    formula = np.zeros((batch, formula_len), int)
-    formula[:, :6] = rng.integers(1, 26, (batch, 6))
-    return {"x": x, "types": types, "mask": mask, "spectrum": spectrum, "formula": formula}
-
-
-def random_params(models, config, seed=0):
-    """Numpy-drawn parameters with the models' exact shapes (see ``egnn_test.random_like``)."""
-    shapes = jax.eval_shape(lambda k: factory.init_params(models, config, k), jax.random.key(0))
-    return random_like(shapes, seed)
 
 
 @pytest.fixture(scope="module")

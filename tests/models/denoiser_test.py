@@ -13,7 +13,7 @@ from configs import test as test_config
 from irgeodiff_jax.models import factory
 from irgeodiff_jax.models.denoiser import pair_indices, pair_lookup
 from irgeodiff_jax.utils.geometry import random_orthogonal
-from tests.models.autoencoder_test import make_batch, random_params
+from tests.helpers.model_params import make_batch, random_params
 
 TOL = 1e-5
 

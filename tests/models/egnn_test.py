@@ -11,6 +11,7 @@ import pytest
 from irgeodiff_jax.models import egnn_sparse
 from irgeodiff_jax.models.egnn import EGNN, block_params_from_tree, message_passing
 from irgeodiff_jax.utils.geometry import random_orthogonal
+from tests.helpers.model_params import random_like
 
 HIDDEN, LAYERS, FEAT, OUT = 32, 2, 7, 5
 TOL = 1e-5
@@ -35,30 +36,6 @@ def _inputs(seed, batch=2, n=6, num_real=(6, 4), feat=FEAT, edge_dim=None):
 
 def _model(**kw):
     return EGNN(hidden_dim=HIDDEN, num_layers=LAYERS, out_dim=OUT, **kw)
-
-
-def random_like(shapes, seed=0, coord_scale=0.02):
-    """Random float32 arrays shaped like a pytree of ``ShapeDtypeStruct``s, drawn with numpy.
-
-    Running the real initialisers means compiling many threefry kernels, which dominates test
-    time on this shared machine. Kernels get ``N(0, 1/fan_in)``, LayerNorm scales
-    ``1 + N(0, 0.1)`` and other vectors ``N(0, 0.1)``, so every parameter matters. phi_x's last
-    layer (``coord_out``) is scaled by ``coord_scale``: steps of order 0.1-1 move atoms far more
-    than the near-identity reference init while positions stay O(1), so an absolute tolerance
-    of 1e-5 stays meaningful.
-    """
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf):
-        if len(leaf.shape) >= 2:
-            scale = coord_scale if "coord_out" in jax.tree_util.keystr(path) else 1.0
-            values = scale / np.sqrt(leaf.shape[-2]) * rng.normal(size=leaf.shape)
-        else:
-            base = 1.0 if getattr(path[-1], "key", None) == "scale" else 0.0
-            values = base + 0.1 * rng.normal(size=leaf.shape)
-        return jnp.asarray(values, jnp.float32)
-
-    return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
 @functools.partial(jax.jit, static_argnums=0)

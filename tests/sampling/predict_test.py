@@ -13,7 +13,7 @@ from data_pipeline import qm9pack_source
 from irgeodiff_jax.chem import spectra, xtb
 from irgeodiff_jax.sampling import candidates, generate, prediction
 from irgeodiff_jax.sampling.runner import ModelRunner
-from tests.sampling import run_cli, trained_workdir_fixture  # noqa: F401  (session fixture)
+from tests.helpers.cli import run_cli
 
 METHANOL_QM9_INDEX = 8  # "CO"
 K = 4

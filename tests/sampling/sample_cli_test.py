@@ -14,7 +14,7 @@ from irgeodiff_jax.sampling import generate
 from irgeodiff_jax.sampling import samples_dir as sdir
 from irgeodiff_jax.sampling.dataset import run_sampling
 from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, plan_batches
-from tests.sampling import REPO, run_cli, trained_workdir_fixture  # noqa: F401  (session fixture)
+from tests.helpers.cli import REPO, run_cli
 
 FAST = generate.SamplerSettings("fast", steps=3)
 

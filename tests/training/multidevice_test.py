@@ -6,7 +6,7 @@ import jax
 import numpy as np
 
 from irgeodiff_jax.training import sharding
-from tests.training.step_test import compiled_steps, initial_state, synthetic_batch
+from tests.helpers.train_step import compiled_steps, initial_state, synthetic_batch
 
 NUM_STEPS = 5
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from irgeodiff_jax.training import metrics, trainer
-from tests.training.trainer_test import build_embedded, tiny_config
+from tests.helpers.datasets import build_embedded, tiny_config
 
 STEPS = {"classifier": 200, "autoencoder": 300, "diffusion": 300}
 MIN_FACTOR = {"classifier": 6.0, "autoencoder": 10.0, "diffusion": 2.0}

@@ -5,12 +5,7 @@ import numpy as np
 
 from irgeodiff_jax.models import factory
 from irgeodiff_jax.training import step
-from irgeodiff_jax.training.state import param_path_name
-from tests.training.step_test import FAST_COMPILE, step_config, synthetic_batch
-
-
-def _flat(tree) -> dict:
-    return {param_path_name(p): np.asarray(v) for p, v in jax.tree_util.tree_leaves_with_path(tree)}
+from tests.helpers.train_step import FAST_COMPILE, flat_params, step_config, synthetic_batch
 
 
 def test_diffusion_step_with_recipe_options():
@@ -27,7 +22,7 @@ def test_diffusion_step_with_recipe_options():
         state, batch, jax.random.key(1)
     )
     assert all(np.isfinite(float(v)) for v in jax.device_get(metrics).values()), metrics
-    before, after = _flat(state.params), _flat(new.params)
+    before, after = flat_params(state.params), flat_params(new.params)
     frozen = step.frozen_prefixes("diffusion", config)
     assert "autoencoder/atom_embedding/" in frozen and "autoencoder/latent_scale" in frozen
     for k in after:

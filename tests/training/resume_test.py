@@ -16,7 +16,8 @@ import pytest
 
 from irgeodiff_jax.training import checkpointing, metrics
 from irgeodiff_jax.training import workdir as workdirs
-from tests.training.trainer_test import REPO, build_embedded
+from tests.helpers.cli import REPO
+from tests.helpers.datasets import build_embedded
 
 K, EVERY, FIRST = 40, 4, 4
 STAGE = "autoencoder"

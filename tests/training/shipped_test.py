@@ -9,8 +9,7 @@ import pytest
 
 from irgeodiff_jax.training import shipped
 from irgeodiff_jax.training import workdir as workdirs
-from tests.sampling import run_cli
-from tests.sampling import trained_workdir_fixture as trained_workdir_fixture  # noqa: F401
+from tests.helpers.cli import run_cli
 
 
 @pytest.fixture(scope="module")

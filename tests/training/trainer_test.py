@@ -1,8 +1,5 @@
 """Trainer setup and its one-line errors: batch/device mismatch, missing data, checkpoints of a
 different model shape, truncated checkpoints (fallback), non-finite losses, step budgets.
-
-Also holds the helpers other training tests import: ``build_embedded`` (a small embedded-format
-dataset of real QM9 geometries with synthetic stick spectra) and ``tiny_config``.
 """
 
 import os
@@ -15,39 +12,12 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from data_pipeline import embedded, qm9pack_source
 from data_pipeline.embedded import EmbeddedDataError
 from irgeodiff_jax.data.sources import SourceError
 from irgeodiff_jax.models import factory
 from irgeodiff_jax.training import checkpointing, sharding, step, trainer
-from tests.data_pipeline import tfds_builders_test
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def build_embedded(root: str, num: int = 40, num_test: int = 2, seed: int = 3) -> str:
-    """Packs ``num`` QM9 molecules with synthetic sticks into ``root/emb``; returns that dir."""
-    out = os.path.join(root, "emb")
-    if not os.path.exists(os.path.join(out, embedded.MANIFEST_NAME)):
-        import pathlib
-
-        mols = qm9pack_source.molecules(qm9pack_source.sample_indices(num, seed=seed))
-        tfds_builders_test.write_build_dir(pathlib.Path(root) / "build", mols)
-        embedded.pack(
-            os.path.join(root, "build"), out, num_test=num_test, split_seed=0, tolerance=0.4
-        )
-    return out
-
-
-def tiny_config(stage: str, embedded_dir: str, **training):
-    """``configs/test.py`` reading ``embedded_dir``, no progress bar, synchronous checkpoints."""
-    config = test_config.get_config(f"stage={stage}")
-    config.data.embedded_dir = embedded_dir
-    config.training.progress_bar = False
-    config.training.async_checkpointing = False
-    for key, value in training.items():
-        config.training[key] = value
-    return config
+from tests.helpers.cli import REPO
+from tests.helpers.datasets import build_embedded, tiny_config
 
 
 @pytest.fixture(scope="module")
