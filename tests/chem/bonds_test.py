@@ -194,12 +194,36 @@ def test_garbage_raises_bond_assignment_error(case, capfd):
 
 
 def test_bad_tolerance_raises():
-    with pytest.raises(bonds.BondAssignmentError):
+    with pytest.raises(
+        bonds.BondAssignmentError, match=r"tolerance must be in \[0, 2\] Å, got nan"
+    ):
         bonds.geometry_to_mol([1, 1], [[0, 0, 0], [0.74, 0, 0]], tolerance_angstrom=float("nan"))
 
 
-def test_error_is_a_value_error():
-    assert issubclass(bonds.BondAssignmentError, ValueError)
+REASONS = {
+    "ammonium_needs_charge": r"valence cannot be satisfied: atom 0 \(Z=7\) has 4 neighbours",
+    "duplicate_atoms": r"atoms 0 and 1 are 0\.000 Å apart \(< 0\.5 Å: overlapping atoms\)",
+    "empty": r"empty molecule \(no atoms\)",
+    "inf": r"positions contain NaN or infinity",
+    "nan": r"positions contain NaN or infinity",
+    "nearly_duplicate": r"atoms 0 and 2 are 0\.200 Å apart",
+    "numbers_2d": r"atomic_numbers must be 1-D, got shape \(1, 2\)",
+    "positions_2d_columns": r"positions must have shape \(2, 3\), got \(2, 2\)",
+    "positions_text": r"inputs are not numeric arrays",
+    "shape_mismatch": r"positions must have shape \(3, 3\), got \(2, 3\)",
+    "z_fractional": r"atomic_numbers must be whole numbers",
+    "z_text": r"atomic_numbers must be integers",
+    "z_uranium": r"unsupported atomic number\(s\) \[92\]",
+    "z_zero": r"unsupported atomic number\(s\) \[0\]",
+}
+
+
+@pytest.mark.parametrize("case", sorted(GARBAGE))
+def test_each_failure_is_one_line_naming_its_reason(case):
+    z, pos = GARBAGE[case]
+    with pytest.raises(bonds.BondAssignmentError, match=f"^{REASONS[case]}") as e:
+        bonds.geometry_to_mol(z, pos)
+    assert "\n" not in str(e.value)
 
 
 def _random_cloud(rng):
