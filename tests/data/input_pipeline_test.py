@@ -2,6 +2,8 @@
 
 import json
 import logging
+import subprocess
+import sys
 
 import ml_collections
 import numpy as np
@@ -219,6 +221,40 @@ def test_make_batch_iterator_over_built_tfds_dataset(built_qm9_ir, caplog):
         )
     )
     assert len(test) == 2
+
+
+_NO_RDKIT_LOADER = """
+import importlib.abc, json, sys
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "rdkit" or name.startswith("rdkit."):
+            raise ImportError(f"the loader imported {name}")
+
+sys.meta_path.insert(0, Block())
+from irgeodiff_jax.data import input_pipeline
+config = {"source": "qm9_ir", "data_dir": sys.argv[1], "max_atoms": 29, "buckets": (18,)}
+ids = []
+for split in ("train", "test"):
+    it = input_pipeline.make_batch_iterator(
+        config, split, batch_size=2, seed=0, shuffle=False, drop_remainder=False, num_epochs=1
+    )
+    ids += [int(i) for batch in it for i in batch.id if i >= 0]
+print(json.dumps(ids))
+"""
+
+
+def test_loader_over_a_built_release_runs_without_rdkit(built_qm9_ir):
+    """Reading and batching a built release needs no RDKit (its FG labels were computed when it
+    was built): a process that blocks every rdkit import batches two whole splits."""
+    command = [sys.executable, "-c", _NO_RDKIT_LOADER, built_qm9_ir]
+    out = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ids = json.loads(out.stdout.strip().splitlines()[-1])
+    train = sources.get_source({"source": "qm9_ir", "data_dir": built_qm9_ir}, "train")
+    test = sources.get_source({"source": "qm9_ir", "data_dir": built_qm9_ir}, "test")
+    expected = [int(src[i]["id"]) for src in (train, test) for i in range(len(src))]
+    assert sorted(ids) == sorted(expected) and len(test) == 2
 
 
 def test_get_source_errors(tmp_path):
