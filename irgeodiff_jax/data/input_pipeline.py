@@ -269,7 +269,7 @@ def make_batch_iterator(
         batch_size=batch_size,
         seed=seed,
         max_atoms=settings.max_atoms,
-        buckets=settings.sizes,
+        buckets=settings.buckets,
         **settings.featurize_kwargs(),
         process_index=process_index,
         process_count=process_count,

@@ -69,7 +69,7 @@ class DataSettings:
 
     Attributes:
       max_atoms: largest padded atom count N.
-      sizes: sorted padded sizes (``buckets`` and ``max_atoms``, the largest).
+      buckets: extra, smaller padded sizes (``sizes`` adds ``max_atoms``).
       atom_types: atomic numbers in type-index order.
       formula_len: padded length of the formula tokens.
       spectrum_levels: number of spectrum token levels.
@@ -81,7 +81,7 @@ class DataSettings:
     """
 
     max_atoms: int = 29
-    sizes: tuple[int, ...] = (29,)
+    buckets: tuple[int, ...] = ()
     atom_types: tuple[int, ...] = elements.QM9S_ELEMENTS
     formula_len: int = 16
     spectrum_levels: int = features.TOKEN_LEVELS
@@ -90,6 +90,9 @@ class DataSettings:
     formula_vocab: str | None = None
     fwhm_cm1: float = 15.0
     frequency_scale: float | None = None
+
+    def __post_init__(self):
+        bucket_sizes(self.buckets, self.max_atoms)  # ValueError for a bucket outside the range
 
     @classmethod
     def from_config(cls, data_config) -> DataSettings:
@@ -100,11 +103,10 @@ class DataSettings:
             buckets outside ``[1, max_atoms]``.
         """
         get, d = data_config.get, cls()
-        max_atoms = int(get("max_atoms", d.max_atoms))
         num_fg, scale = get("num_fg", None), get("frequency_scale", None)
         return cls(
-            max_atoms=max_atoms,
-            sizes=bucket_sizes(tuple(get("buckets", ()) or ()), max_atoms),
+            max_atoms=int(get("max_atoms", d.max_atoms)),
+            buckets=tuple(int(b) for b in get("buckets", ()) or ()),
             atom_types=_atom_types(data_config),
             formula_len=int(get("formula_len", d.formula_len)),
             spectrum_levels=int(get("spectrum_levels", d.spectrum_levels)),
@@ -114,6 +116,11 @@ class DataSettings:
             fwhm_cm1=float(get("fwhm_cm1", d.fwhm_cm1)),
             frequency_scale=None if scale is None else float(scale),
         )
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Sorted padded sizes: ``buckets`` and ``max_atoms`` (the largest)."""
+        return bucket_sizes(self.buckets, self.max_atoms)
 
     @property
     def formula_preset(self) -> str:

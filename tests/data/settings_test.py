@@ -53,7 +53,8 @@ def test_every_key_is_read():
         }
     )
     s = DataSettings.from_config(data)
-    assert s.sizes == (9, 12, 20) and s.atom_types == elements.QME14S_ELEMENTS
+    assert s.buckets == (12, 9) and s.sizes == (9, 12, 20)
+    assert s.atom_types == elements.QME14S_ELEMENTS
     assert (s.formula_len, s.spectrum_levels, s.num_fg) == (12, 50, 26)
     assert s.formula_preset == "qm9s_full"
     assert s.prepare_kwargs() == {
@@ -80,3 +81,5 @@ def test_bucket_sizes():
     assert bucket_sizes((18, 12, 18), 29) == (12, 18, 29)
     with pytest.raises(ValueError, match=r"must lie in \[1, max_atoms=29\]"):
         DataSettings.from_config({"buckets": (30,)})
+    with pytest.raises(ValueError, match=r"must lie in \[1, max_atoms=12\]"):
+        DataSettings(max_atoms=12, buckets=(18,))
