@@ -24,6 +24,7 @@ import time
 from absl import app, flags
 
 from data_pipeline import embedded
+from irgeodiff_jax.utils import atomic
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/memorize", "output directory")
 _NUM = flags.DEFINE_integer("num", 64, "training molecules to memorise")
@@ -50,10 +51,7 @@ def make_subset(out_dir: str, num: int) -> str:
     dst = os.path.join(out_dir, embedded.NPZ_NAME)
     if not os.path.exists(dst):
         os.symlink(src, dst)
-    tmp = os.path.join(out_dir, embedded.MANIFEST_NAME + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(info, f, indent=1)
-    os.replace(tmp, os.path.join(out_dir, embedded.MANIFEST_NAME))
+    atomic.write_json(os.path.join(out_dir, embedded.MANIFEST_NAME), info)
     return out_dir
 
 
