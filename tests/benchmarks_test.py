@@ -6,8 +6,9 @@ import json
 import jax
 import jax.numpy as jnp
 import pytest
+from absl import app
 
-from benchmarks import edge_stream, egnn_kernel, timing
+from benchmarks import edge_stream, egnn_kernel, memorize, timing
 from irgeodiff_jax.models import egnn
 
 TIMING_KEYS = {"median_s", "min_s", "max_s", "repeats"}
@@ -97,3 +98,13 @@ def test_bad_arguments_exit_with_usage_error(main, argv, capsys):
 def test_time_interleaved_rejects_zero_repeats():
     with pytest.raises(ValueError, match="repeats must be >= 1"):
         timing.time_interleaved({"noop": lambda: 0}, repeats=0)
+
+
+def test_memorize_subset_uses_the_same_molecules_in_every_split(tmp_path):
+    out = memorize.make_subset(str(tmp_path / "subset"), 8)
+    with open(f"{out}/manifest.json") as f:
+        splits = json.load(f)["splits"]
+    assert len(splits["train"]) == 8 and splits["validation"] == splits["test"] == splits["train"]
+    assert memorize.budget_flags(["1", "2", "3"])[2] == "--config.training.diffusion.num_steps=3"
+    with pytest.raises(app.UsageError, match="three budgets"):
+        memorize.budget_flags(["1", "2"])
