@@ -403,10 +403,11 @@ def _band_sums(schedule, terms, w) -> dict:
 
 
 def band_names() -> list[str]:
-    """Readable names of the log-SNR bands, e.g. ``"logsnr<0"``, ``"logsnr0-3"``."""
+    """Names of the log-SNR bands usable as TensorBoard tags, e.g. ``"logsnr_lt0"``,
+    ``"logsnr_0to3"``, ``"logsnr_ge9"`` for the edges (0, 3, 6, 9)."""
     e = LOGSNR_BAND_EDGES
-    mids = [f"logsnr{a:g}-{b:g}" for a, b in zip(e[:-1], e[1:], strict=True)]
-    return [f"logsnr<{e[0]:g}", *mids, f"logsnr>={e[-1]:g}"]
+    mids = [f"logsnr_{a:g}to{b:g}" for a, b in zip(e[:-1], e[1:], strict=True)]
+    return [f"logsnr_lt{e[0]:g}", *mids, f"logsnr_ge{e[-1]:g}"]
 
 
 def _fg_counts(logits, labels, w) -> dict:

@@ -1,5 +1,7 @@
 """The diffusion step with every learning-recipe option on: finite, frozen parts frozen, bands."""
 
+import re
+
 import jax
 import numpy as np
 
@@ -36,3 +38,4 @@ def test_diffusion_step_with_recipe_options():
     out = step.summarize_eval(sums, "diffusion")
     assert sum(float(sums[f"count_band_{k}"]) for k in range(5)) == out["count"] == 8
     assert any(k.startswith("eps_mse/logsnr") for k in out) and out["latent_std"] > 0
+    assert all(re.fullmatch(r"[A-Za-z0-9_./-]+", k) for k in out), out  # TensorBoard-legal tags
