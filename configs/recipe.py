@@ -135,7 +135,7 @@ def diffusion() -> ml_collections.ConfigDict:
     ``normalize_latents`` (divide the latent by the std of ``mu_x``, estimated on
     ``latent_scale_batches`` training batches when the diffusion stage starts), ``fixed_latents``
     (freeze the atom embedding in the diffusion stage and take the latent target without
-    dropout, so each molecule's latent is fixed; see ``training/step.py``).
+    dropout, so each molecule's latent is fixed; see ``training/losses.py``).
     """
     return ml_collections.ConfigDict(
         {

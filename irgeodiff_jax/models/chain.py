@@ -1,7 +1,7 @@
 """The one model chain that training and sampling share (method.md §3–§6).
 
 spectrum → τθ encoding → atom embedding ``z_h`` → (positions ⇄ unit-scale latent) and the
-denoiser's noise prediction. ``training/step.py`` and ``sampling/generate.py`` call these
+denoiser's noise prediction. ``training/losses.py`` and ``sampling/generate.py`` call these
 functions and nothing else of the modules, so a change to the chain (the latent scale, the
 network's target) is made here once.
 

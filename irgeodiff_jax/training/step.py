@@ -33,11 +33,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from irgeodiff_jax.diffusion import gaussian, schedules
-from irgeodiff_jax.models import autoencoder as autoencoder_lib
+from irgeodiff_jax.diffusion import schedules
 from irgeodiff_jax.models import chain as chain_lib
 from irgeodiff_jax.models import factory
-from irgeodiff_jax.training import optim
+from irgeodiff_jax.training import losses, optim
 from irgeodiff_jax.training.state import TrainState, freeze_untrainable
 
 STAGES = ("classifier", "autoencoder", "diffusion")
@@ -52,8 +51,6 @@ FROZEN_PREFIXES = {
     "autoencoder": ("autoencoder/latent_scale",),
     "diffusion": ("classifier/", "autoencoder/encoder/", "autoencoder/latent_scale"),
 }
-# Diagnostics: the diffusion eval reports the ε-MSE in these log-SNR bands (edges, ascending).
-LOGSNR_BAND_EDGES = (0.0, 3.0, 6.0, 9.0)
 # Loss terms of each stage, in the order a non-finite value is reported.
 LOSS_TERMS = {
     "classifier": ("cls",),
@@ -171,156 +168,6 @@ def make_chain(models: dict, config, schedule=None) -> chain_lib.ModelChain:
     return chain_lib.ModelChain(models, schedule, target)
 
 
-def loss_settings(config) -> dict:
-    """Learning-recipe fields with the paper's values as defaults (configs may omit them).
-
-    ``kl_weight`` (autoencoder KL term), ``latent_noise`` (std of the zero-CoM noise added to
-    ``mu_x`` before decoding in training; 0 = the paper), ``timestep_power`` (training times
-    ``t = round(T·u^p)``, ``u ~ U(0, 1)``; 1 = uniform, > 1 puts more steps at low noise),
-    ``min_snr_gamma`` (0 = off; else the loss of each molecule is weighted so that its
-    x0-equivalent weight is ``min(SNR, γ)``, as in min-SNR-γ), ``fixed_latents`` (the
-    diffusion target ``z_x`` comes from the dropout-free atom embedding, which the stage then
-    keeps frozen: every molecule's latent stays fixed while the denoiser learns it; off = the
-    paper, where ``z_h`` trains with dropout and the latent target moves with it).
-    """
-    loss = config.get("loss", {})
-    diffusion = config.get("diffusion", {})
-    return {
-        "kl_weight": float(loss.get("kl_weight", autoencoder_lib.KL_WEIGHT)),
-        "latent_noise": float(loss.get("latent_noise", 0.0)),
-        "timestep_power": float(diffusion.get("timestep_power", 1.0)),
-        "min_snr_gamma": float(diffusion.get("min_snr_gamma", 0.0)),
-        "fixed_latents": bool(diffusion.get("fixed_latents", False)),
-    }
-
-
-def _cls_terms(chain, params, batch, encoding, *, deterministic, rng) -> dict:
-    """Per-molecule BCE ``[B]`` and the logits ``[B, m]``."""
-    logits = chain.classify(params, encoding, deterministic=deterministic, rng=rng)
-    bce = optax.sigmoid_binary_cross_entropy(logits, batch["fg_labels"]).mean(axis=-1)
-    return {"cls": bce, "logits": logits}
-
-
-def _recon(x_rec, x, mask) -> jax.Array:
-    """Per-molecule ``Σ_real |x_rec - x|² / (3 n)`` ``[B]`` (the autoencoder's convention)."""
-    m = mask.astype(jnp.float32)[..., None]
-    n = jnp.maximum(jnp.sum(mask.astype(jnp.float32), axis=-1), 1.0)
-    return jnp.sum(((x_rec - x) * m) ** 2, axis=(-2, -1)) / (3.0 * n)
-
-
-def _latent_noise(key, z, mask, std: float, *, deterministic: bool) -> jax.Array:
-    """``z`` plus zero-CoM noise of ``std`` in training (the decoder learns to tolerate it)."""
-    if deterministic or std <= 0.0:
-        return z
-    return z + std * gaussian.sample_zero_com_noise(key, z.shape, mask)
-
-
-def classifier_terms(chain, params, batch, rng, settings, *, deterministic) -> dict:
-    del settings
-    k_enc, k_cls = jax.random.split(rng)
-    enc = chain.encode_spectrum(params, batch["spectrum_tokens"], batch["formula_tokens"],
-                                deterministic=deterministic, rng=k_enc)  # fmt: skip
-    return _cls_terms(chain, params, batch, enc, deterministic=deterministic, rng=k_cls)
-
-
-def autoencoder_terms(chain, params, batch, rng, settings, *, deterministic) -> dict:
-    k_enc, k_cls, k_h, k_n = jax.random.split(rng, 4)
-    enc = chain.encode_spectrum(params, batch["spectrum_tokens"], batch["formula_tokens"],
-                                deterministic=deterministic, rng=k_enc)  # fmt: skip
-    out = _cls_terms(chain, params, batch, enc, deterministic=deterministic, rng=k_cls)
-    x, mask = batch["positions"], batch["atom_mask"]
-    z_h = chain.embed_atoms(params, batch["atom_types"], mask, enc,
-                            deterministic=deterministic, rng=k_h)  # fmt: skip
-    mu_x = chain.encode_mean(params, x, z_h, mask)
-    z = _latent_noise(k_n, mu_x, mask, settings["latent_noise"], deterministic=deterministic)
-    x_rec = chain.decode_mean(params, z, z_h, mask)
-    m = mask.astype(jnp.float32)[..., None]
-    out["recon"] = _recon(x_rec, x, mask)
-    out["kl_x"] = 0.5 * jnp.sum((mu_x * m) ** 2, axis=(-2, -1))
-    return out
-
-
-def sample_timesteps(key, batch_size: int, num_steps: int, power: float) -> jax.Array:
-    """``[B]`` int32 training times: uniform on ``{0..T}`` (power 1), else ``round(T·u^p)``."""
-    if power == 1.0:
-        return gaussian.sample_timesteps(key, batch_size, num_steps)
-    u = jax.random.uniform(key, (batch_size,))
-    return jnp.round(num_steps * u**power).astype(jnp.int32)
-
-
-def _snr_weight(chain, t, gamma: float) -> jax.Array:
-    """Per-molecule min-SNR-γ weight for the chain's target (1 when ``gamma`` is 0)."""
-    if gamma <= 0.0:
-        return jnp.ones_like(t)
-    alpha, sigma = chain.alpha_sigma(t)
-    snr = (alpha / sigma)[:, 0, 0] ** 2
-    clipped = jnp.minimum(snr, gamma)
-    return {"eps": clipped / snr, "x0": clipped, "v": clipped / (snr + 1.0)}[chain.target]
-
-
-def diffusion_terms(chain, params, batch, rng, settings, *, deterministic) -> dict:
-    """``ldm`` (the weighted target loss), ``recon``, plus ``eps_mse`` and ``t`` (diagnostics)."""
-    schedule = chain.schedule
-    k_h, k_z, k_t, k_eps, k_den, k_n = jax.random.split(rng, 6)
-    x, mask = batch["positions"], batch["atom_mask"]
-    enc = jax.lax.stop_gradient(
-        chain.encode_spectrum(params, batch["spectrum_tokens"], batch["formula_tokens"])
-    )
-    z_h = chain.embed_atoms(params, batch["atom_types"], mask, enc,
-                            deterministic=deterministic, rng=k_h)  # fmt: skip
-    # The latent target: with fixed latents, from the dropout-free (and frozen) atom embedding.
-    z_h_latent = chain.embed_atoms(params, batch["atom_types"], mask, enc) if (
-        settings["fixed_latents"]) else z_h  # fmt: skip
-    sigma0 = schedule.sigma(jnp.zeros((), jnp.int32))
-    z_x = chain.encode_latent(params, x, z_h_latent, mask)
-    z_x = jax.lax.stop_gradient(z_x + sigma0 * gaussian.sample_zero_com_noise(k_z, x.shape, mask))
-    t_int = sample_timesteps(k_t, x.shape[0], schedule.num_steps, settings["timestep_power"])
-    eps = gaussian.sample_zero_com_noise(k_eps, x.shape, mask)
-    z_t = gaussian.q_sample(z_x, t_int, eps, schedule)
-    t = t_int.astype(jnp.float32) / schedule.num_steps
-    cond = chain.prepare(params, enc)
-    out = chain.network(params, z_t, t, z_h, mask, cond, deterministic=deterministic, rng=k_den)
-    target = chain.target_value(z_x, eps, t)
-    weight = _snr_weight(chain, t, settings["min_snr_gamma"])
-    eps_hat = chain.output_to_eps(out, z_t, t, mask.astype(bool))
-    mu_dec = _latent_noise(k_n, z_x * chain.latent_scale(params), mask,
-                           settings["latent_noise"], deterministic=deterministic)  # fmt: skip
-    x_rec = chain.decode_mean(params, mu_dec, z_h, mask)
-    return {
-        "ldm": weight * gaussian.ldm_loss(target, out, mask),
-        "recon": _recon(x_rec, x, mask),
-        "eps_mse": gaussian.ldm_loss(eps, eps_hat, mask),
-        "t": t_int,
-        "latent_std": _latent_std(z_x, mask),
-    }
-
-
-def _latent_std(z, mask) -> jax.Array:
-    """Per-molecule RMS of the latent coordinates over real atoms ``[B]``."""
-    m = mask.astype(jnp.float32)[..., None]
-    n = jnp.maximum(jnp.sum(mask.astype(jnp.float32), axis=-1), 1.0)
-    return jnp.sqrt(jnp.sum((z * m) ** 2, axis=(-2, -1)) / (3.0 * n))
-
-
-def stage_terms(chain, stage, settings, params, batch, rng, *, deterministic) -> dict:
-    """Per-molecule loss terms ``{term: [B]}`` (plus ``logits`` when τθ classifies)."""
-    fn = {
-        "classifier": classifier_terms,
-        "autoencoder": autoencoder_terms,
-        "diffusion": diffusion_terms,
-    }[stage]
-    return fn(chain, params, batch, rng, settings, deterministic=deterministic)
-
-
-def total_loss(stage: str, terms: dict, settings: dict) -> jax.Array:
-    """Per-molecule total ``[B]`` of a stage's terms."""
-    if stage == "classifier":
-        return terms["cls"]
-    if stage == "autoencoder":
-        return terms["recon"] + settings["kl_weight"] * terms["kl_x"] + terms["cls"]
-    return terms["ldm"] + terms["recon"]
-
-
 # --------------------------------------------------------------------------- steps
 
 
@@ -328,7 +175,7 @@ def _stage_setup(models, config, stage: str, schedule):
     check_stage(stage)
     if schedule is None and stage == "diffusion":
         schedule = schedules.schedule_from_config(config.diffusion)
-    return make_chain(models, config, schedule), loss_settings(config)
+    return make_chain(models, config, schedule), losses.loss_settings(config)
 
 
 def make_train_step(models: dict, config, stage: str, schedule=None) -> Callable:
@@ -343,12 +190,13 @@ def make_train_step(models: dict, config, stage: str, schedule=None) -> Callable
     lr_schedule = optim.make_lr_schedule(config.optimizer[stage])
 
     def loss_fn(params, batch, rng):
-        terms = stage_terms(chain, stage, settings, params, batch, rng, deterministic=False)
+        terms = losses.stage_terms(chain, stage, settings, params, batch, rng,
+                                   deterministic=False)  # fmt: skip
         w = _weights(batch)
         means = {k: _wmean(terms[k], w) for k in LOSS_TERMS[stage]}
         if "latent_std" in terms:
             means["latent_std"] = _wmean(terms["latent_std"], w)
-        return _wmean(total_loss(stage, terms, settings), w), means
+        return _wmean(losses.total_loss(stage, terms, settings), w), means
 
     def train_step(state: TrainState, batch: dict, root_key: jax.Array):
         rng = jax.random.fold_in(root_key, state.step)
@@ -372,42 +220,23 @@ def make_eval_step(models: dict, config, stage: str, schedule=None) -> Callable:
     classifies, ``fg_correct`` / ``fg_total`` (label accuracy), ``fg_tp`` / ``fg_fp`` /
     ``fg_fn`` (micro F1) and ``fg_exact`` (molecules with every group right) at threshold 0.5;
     for diffusion, ``eps_band_<k>`` / ``count_band_<k>``: the ε-MSE summed per log-SNR band
-    (``LOGSNR_BAND_EDGES``) and ``latent_std``. Turn sums into means with ``summarize_eval``.
+    (``losses.LOGSNR_BAND_EDGES``) and ``latent_std``. Turn sums into means with ``summarize_eval``.
     """
     chain, settings = _stage_setup(models, config, stage, schedule)
 
     def eval_step(params: Any, batch: dict, key: jax.Array) -> dict:
-        terms = stage_terms(chain, stage, settings, params, batch, key, deterministic=True)
+        terms = losses.stage_terms(chain, stage, settings, params, batch, key, deterministic=True)
         w = _weights(batch)
-        sums = {"count": jnp.sum(w), "loss": jnp.sum(total_loss(stage, terms, settings) * w)}
+        total = losses.total_loss(stage, terms, settings)
+        sums = {"count": jnp.sum(w), "loss": jnp.sum(total * w)}
         sums.update({k: jnp.sum(terms[k] * w) for k in LOSS_TERMS[stage]})
         if "logits" in terms:
             sums.update(_fg_counts(terms["logits"], batch["fg_labels"], w))
         if "eps_mse" in terms:
-            sums.update(_band_sums(chain.schedule, terms, w))
+            sums.update(losses.band_sums(chain.schedule, terms, w))
         return jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), sums)
 
     return eval_step
-
-
-def _band_sums(schedule, terms, w) -> dict:
-    """ε-MSE and molecule counts per log-SNR band, and the summed latent RMS."""
-    logsnr = -schedule.gamma(terms["t"])
-    band = jnp.searchsorted(jnp.asarray(LOGSNR_BAND_EDGES), logsnr)
-    out = {"latent_std": jnp.sum(terms["latent_std"] * w)}
-    for k in range(len(LOGSNR_BAND_EDGES) + 1):
-        wk = w * (band == k)
-        out[f"eps_band_{k}"] = jnp.sum(terms["eps_mse"] * wk)
-        out[f"count_band_{k}"] = jnp.sum(wk)
-    return out
-
-
-def band_names() -> list[str]:
-    """Names of the log-SNR bands usable as TensorBoard tags, e.g. ``"logsnr_lt0"``,
-    ``"logsnr_0to3"``, ``"logsnr_ge9"`` for the edges (0, 3, 6, 9)."""
-    e = LOGSNR_BAND_EDGES
-    mids = [f"logsnr_{a:g}to{b:g}" for a, b in zip(e[:-1], e[1:], strict=True)]
-    return [f"logsnr_lt{e[0]:g}", *mids, f"logsnr_ge{e[-1]:g}"]
 
 
 def _fg_counts(logits, labels, w) -> dict:
@@ -438,7 +267,7 @@ def summarize_eval(sums: dict, stage: str) -> dict[str, float]:
         out["recon_mse"] = out["recon"]
     if "latent_std" in sums:
         out["latent_std"] = float(sums["latent_std"]) / count
-        for k, name in enumerate(band_names()):
+        for k, name in enumerate(losses.band_names()):
             n_k = float(sums[f"count_band_{k}"])
             if n_k > 0:
                 out[f"eps_mse/{name}"] = float(sums[f"eps_band_{k}"]) / n_k
