@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 from absl import app
 
-from benchmarks import edge_stream, egnn_kernel, memorize, timing
+from benchmarks import edge_stream, egnn_kernel, memorize, timing, train_step
 from irgeodiff_jax.models import egnn
 
 TIMING_KEYS = {"median_s", "min_s", "max_s", "repeats"}
@@ -108,3 +108,34 @@ def test_memorize_subset_uses_the_same_molecules_in_every_split(tmp_path):
     assert memorize.budget_flags(["1", "2", "3"])[2] == "--config.training.diffusion.num_steps=3"
     with pytest.raises(app.UsageError, match="three budgets"):
         memorize.budget_flags(["1", "2"])
+
+
+def test_train_step_batch_and_ratio_helpers():
+    batch = train_step.synthetic_batch(0, batch=5, n=20, num_types=5, num_groups=20)
+    num = batch["atom_mask"].sum(1)
+    assert (num >= train_step.MIN_ATOMS).all() and (num <= 20).all()
+    assert (num == batch["num_atoms"]).all()
+    com = (batch["positions"] * batch["atom_mask"][..., None]).sum(1)
+    assert abs(com).max() < 1e-4
+    assert batch["spectrum_tokens"].shape == (5, train_step.SPECTRUM_POINTS)
+    base = {"train_step_s": 4.0, "denoiser_call_s": 1.0, "compile_s": 10.0, "peak_rss_gib": 8.0,
+            "ancestral_molecules_per_s": 0.01, "fast_molecules_per_s": 0.1}  # fmt: skip
+    new = {**base, "train_step_s": 2.0, "peak_rss_gib": 4.0, "fast_molecules_per_s": 0.3}
+    got = train_step.ratios(base, new)
+    assert got["train_step_s"] == 2.0 and got["peak_rss_gib"] == 0.5
+    assert got["fast_molecules_per_s"] == 3.0 and got["denoiser_call_s"] == 1.0
+    with pytest.raises(SystemExit):
+        train_step.parse_args(["--atoms=5"])
+
+
+@pytest.mark.slow
+def test_train_step_benchmark_reports_the_contract_keys_against_a_baseline(capsys):
+    result = train_step.main(["--config=configs/test.py", "--batch=2", "--atoms=12",
+                              "--repeats=1", "--fast_steps=12", "--baseline=HEAD"])  # fmt: skip
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == result
+    for figures in (result, result["baseline"]):
+        assert set(train_step.FIGURES) <= set(figures)
+        assert figures["train_step_s"] > 0 and figures["gflops_per_step"] > 0
+        assert figures["device_peak_gib"] is None  # CPU
+    assert result["baseline"]["package"] != result["package"]  # the baseline ran its own tree
+    assert set(result["ratios"]) >= {"train_step_s", "denoiser_call_s", "peak_rss_gib"}
