@@ -1,11 +1,12 @@
 r"""Ranked candidate structures for a user's own IR spectrum and molecular formula.
 
-    python -m irgeodiff_jax.predict --workdir=W --spectrum=FILE --formula=C4H6O --out=DIR \
+    python -m irgeodiff_jax.predict --spectrum=FILE --formula=C4H6O --out=DIR [--workdir=W] \
         [--k=50] [--kind=absorbance|transmittance] [--oracle=none|xtb] \
         [--sampler=ancestral|fast --steps=K] [--seed=0] [--verbose]
 
 Reads FILE (two-column CSV/TXT, or JCAMP-DX ``.jdx``/``.dx``; ``chem/spectrum_files.py``), samples
-k geometries with the trained model of W, groups identical candidates by canonical SMILES and
+k geometries with the trained model of W (without ``--workdir``: the model shipped with the
+package, ``irgeodiff_jax/pretrained/``), groups identical candidates by canonical SMILES and
 ranks them by count (with ``--oracle=xtb``: by GFN2-xTB SIS to the input first); see
 ``sampling/prediction.py``. Prints the top candidates, then one ``predict: warning: ...`` line on
 stderr per change the reader made to the spectrum. Writes ``candidates.csv``, ``candidates.sdf``,
@@ -29,7 +30,9 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """The command-line flags (defined only when run as a program)."""
-    flags.DEFINE_string("workdir", None, "Training workdir of the model.")
+    flags.DEFINE_string(
+        "workdir", None, "Training workdir of the model (unset: the model shipped in the package)."
+    )
     flags.DEFINE_string("spectrum", None, "Spectrum file: CSV/TXT or JCAMP-DX.")
     flags.DEFINE_string("formula", None, "Molecular formula, e.g. C4H6O.")
     flags.DEFINE_string("out", None, "Output directory.")
@@ -50,9 +53,7 @@ def main(argv) -> None:
     del argv
     cli.quiet_library_logs(FLAGS.verbose)
     try:
-        missing = [
-            name for name in ("workdir", "spectrum", "formula", "out") if not FLAGS[name].value
-        ]
+        missing = [name for name in ("spectrum", "formula", "out") if not FLAGS[name].value]
         if missing:
             raise prediction.PredictError("missing " + ", ".join(f"--{name}" for name in missing))
         summary = prediction.predict(

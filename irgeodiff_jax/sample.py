@@ -1,10 +1,12 @@
 r"""Sample k geometries per spectrum of a dataset split with a trained model.
 
-    python -m irgeodiff_jax.sample --workdir=W --out=DIR --split=test [--num_spectra=M] \
+    python -m irgeodiff_jax.sample [--workdir=W] --out=DIR --split=test [--num_spectra=M] \
         --samples_per_spectrum=k [--sampler=ancestral|fast --steps=K] [--eta=0] \
         [--batch_size=B] [--seed=S] [--attention_spectra=A] [--verbose]
 
-Restores the EMA parameters of the training workdir W and samples the first M molecules of the
+Restores the EMA parameters of the training workdir W (without ``--workdir``: the model shipped
+with the package, ``irgeodiff_jax/pretrained/``, whose data settings name the embedded subset)
+and samples the first M molecules of the
 split, B spectra per jitted batch, one chunk per batch in DIR (``sampling/dataset.py``; the
 format is ``sampling/samples_dir.py``). Prints a JSON summary. Re-running the same command
 resumes: it skips the spectra of every completed chunk and writes the same arrays as an
@@ -24,7 +26,9 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """The command-line flags (defined only when run as a program, so importing is free)."""
-    flags.DEFINE_string("workdir", None, "Training workdir (EMA parameters are used).")
+    flags.DEFINE_string(
+        "workdir", None, "Training workdir (EMA parameters are used; unset: the shipped model)."
+    )
     flags.DEFINE_string("out", None, "Output samples directory (resumed if it exists).")
     flags.DEFINE_enum("split", "test", list(sources.SPLITS), "Dataset split to sample.")
     flags.DEFINE_integer("num_spectra", -1, "First M molecules of the split (<0: all).")
@@ -44,8 +48,8 @@ def main(argv) -> None:
     del argv
     cli.quiet_library_logs(FLAGS.verbose)
     try:
-        if not FLAGS.workdir or not FLAGS.out:
-            raise dataset.SampleError("--workdir and --out are required")
+        if not FLAGS.out:
+            raise dataset.SampleError("--out is required")
         summary = dataset.run_sampling(
             FLAGS.workdir,
             FLAGS.out,

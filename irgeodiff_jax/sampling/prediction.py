@@ -2,7 +2,8 @@
 
 ``predict`` reads the spectrum file (two-column CSV/TXT, or JCAMP-DX ``.jdx``/``.dx``;
 ``chem/spectrum_files.py``) onto the model grid, turns the formula into atom types of the model's
-vocabulary, samples k geometries with the trained model of a workdir (``sampling/runner.py``),
+vocabulary, samples k geometries with the trained model of a workdir, or with the model shipped in
+the package when the workdir is None (``sampling/runner.py``),
 groups identical candidates by canonical SMILES and ranks them (``sampling/candidates.py``: by
 count, or by xTB-oracle SIS to the input first).
 
@@ -25,7 +26,7 @@ from irgeodiff_jax.data.settings import DataSettings
 from irgeodiff_jax.sampling import candidates, generate
 from irgeodiff_jax.sampling import samples_dir as sdir
 from irgeodiff_jax.sampling.runner import ModelRunner, SampleError
-from irgeodiff_jax.training import checkpointing
+from irgeodiff_jax.training import checkpointing, shipped
 from irgeodiff_jax.training import workdir as workdirs
 from irgeodiff_jax.utils import atomic, figures
 
@@ -98,12 +99,13 @@ def _write_overlay(path: str, spectrum, cands: list[dict], title: str, oracle: s
         figures.spectra_overlay(tmp, [panel])
 
 
-def _read_inputs(workdir: str, spectrum_path: str, formula_text: str, kind: str | None):
-    """The user's spectrum; the formula checked against the workdir's config before restoring."""
+def _read_inputs(workdir: str | None, spectrum_path: str, formula_text: str, kind: str | None):
+    """The user's spectrum; the formula checked against the model's config before restoring."""
     try:
         user = spectrum_files.read_spectrum(spectrum_path, kind=kind)
     except spectrum_files.SpectrumFileError as e:
         raise PredictError(f"--spectrum {e}") from None
+    workdir = shipped.SHIPPED_DIR if workdir is None else workdir
     early = workdirs.read_config_file(workdir) if os.path.isdir(workdir) else None
     if early is not None:  # fail fast, before restoring the checkpoint
         data = DataSettings.from_config(early.data)
@@ -122,7 +124,7 @@ def _write_outputs(out_dir: str, title: str, hill: str, z, positions, cands, spe
 
 
 def predict(
-    workdir: str,
+    workdir: str | None,
     spectrum_path: str,
     formula_text: str,
     out_dir: str,

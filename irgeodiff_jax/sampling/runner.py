@@ -1,6 +1,7 @@
 """A trained model ready to sample (``ModelRunner``) and the batch plan of a dataset split.
 
-``ModelRunner`` restores the EMA parameters of a training workdir (``training/workdirs.py``) and
+``ModelRunner`` restores the EMA parameters of a training workdir (``training/workdirs.py``), or
+of the model shipped with the package when no workdir is given (``training/shipped.py``), and
 runs ``sampling.generate`` on featurized rows of one padded size; ``plan_batches`` groups the
 molecules of a source into batches of one size bucket (``config.data.buckets``, else
 ``max_atoms``). Used by ``sampling/dataset.py`` (a whole split) and ``sampling/prediction.py``
@@ -18,6 +19,7 @@ from irgeodiff_jax.data import features, input_pipeline
 from irgeodiff_jax.data.settings import DataSettings
 from irgeodiff_jax.diffusion import schedules
 from irgeodiff_jax.sampling import generate
+from irgeodiff_jax.training import shipped
 from irgeodiff_jax.training import workdir as workdirs
 
 
@@ -34,8 +36,13 @@ class ModelRunner:
         data: the config's ``DataSettings`` (atom types, padded sizes, token lengths).
     """
 
-    def __init__(self, workdir: str):
-        self.bundle = workdirs.load_for_inference(workdir)
+    def __init__(self, workdir: str | None = None):
+        """``workdir``: a training workdir; None: the model shipped in the package."""
+        if workdir is None:
+            workdir = shipped.SHIPPED_DIR
+            self.bundle = shipped.load_model(workdir)
+        else:
+            self.bundle = workdirs.load_for_inference(workdir)
         self.bundle.require("denoiser")
         config = self.bundle.config
         self.workdir = os.path.abspath(workdir)

@@ -3,10 +3,12 @@
 Layout of a model directory (``irgeodiff_jax/pretrained/`` for the model shipped with the
 package)::
 
-    config.json      the exact resolved config that trained it
+    config.json      the resolved config that trained it, with the training machine's data
+                     paths (``MACHINE_PATHS``) cleared
     params.msgpack   EMA parameters of the diffusion stage ({classifier, autoencoder, denoiser};
                      the autoencoder's ``latent_scale`` included), flax msgpack, float32
-    model.json       provenance: source workdir, stage, step, export time, sha256 of params
+    model.json       provenance: source workdir, stage, step, export time, sha256 of params,
+                     the cleared data paths
 
 ``export_model(workdir, out_dir)`` writes the three files atomically (``utils.atomic``).
 ``load_model(directory)`` returns the same ``InferenceBundle`` that
@@ -29,6 +31,9 @@ from irgeodiff_jax.training import workdir as workdirs
 from irgeodiff_jax.utils import atomic
 
 CONFIG_NAME, PARAMS_NAME, META_NAME = "config.json", "params.msgpack", "model.json"
+# config.data fields naming directories of the training machine: cleared on export (the exported
+# config then reads the embedded subset), kept in model.json as trained_<field>.
+MACHINE_PATHS = ("data_dir", "embedded_dir")
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained")
 
 
@@ -55,8 +60,14 @@ def export_model(workdir: str, out_dir: str) -> dict:
         "latent_scale": float(params["autoencoder"]["latent_scale"]),
         "num_params": int(sum(v.size for v in jax.tree.leaves(params))),
     }
+    config = bundle.config.copy_and_resolve_references()
+    with config.unlocked():  # paths of the training machine mean nothing where the model goes
+        for field in MACHINE_PATHS:
+            meta[f"trained_{field}"] = config.data.get(field)
+            if field in config.data:
+                config.data[field] = None
     atomic.write_bytes(os.path.join(out_dir, PARAMS_NAME), blob)
-    config_json = bundle.config.to_json_best_effort(indent=2)
+    config_json = config.to_json_best_effort(indent=2)
     atomic.write_text(os.path.join(out_dir, CONFIG_NAME), config_json)
     atomic.write_text(os.path.join(out_dir, META_NAME), json.dumps(meta, indent=2))
     return meta

@@ -13,6 +13,7 @@ from data_pipeline import qm9pack_source
 from irgeodiff_jax.chem import spectra, xtb
 from irgeodiff_jax.sampling import candidates, generate, prediction
 from irgeodiff_jax.sampling.runner import ModelRunner
+from irgeodiff_jax.training import shipped
 from tests.helpers.cli import run_cli
 
 METHANOL_QM9_INDEX = 8  # "CO"
@@ -200,3 +201,23 @@ def test_cli_exit_status_and_message(trained_workdir, methanol, tmp_path):
         assert last.startswith("predict: error: ") and message in last
         assert "Traceback" not in proc.stderr
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_without_workdir_the_shipped_model_is_used(
+    trained_workdir, methanol, tmp_path, monkeypatch
+):
+    model_dir = str(tmp_path / "pretrained")
+    shipped.export_model(trained_workdir["workdir"], model_dir)
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", model_dir)
+    out = str(tmp_path / "out")
+    summary = prediction.predict(
+        None, methanol["csv"], "CH4O", out, k=K, kind="absorbance", settings=FAST
+    )
+    assert summary["workdir"] == os.path.abspath(model_dir)
+    rows = _read_csv(os.path.join(out, "candidates.csv"))
+    assert sum(int(r["count"]) for r in rows) + summary["unassigned_samples"] == K
+    reference = prediction.predict(
+        trained_workdir["workdir"], methanol["csv"], "CH4O", str(tmp_path / "ref"),
+        k=K, kind="absorbance", settings=FAST,
+    )  # fmt: skip
+    assert [r["smiles"] for r in reference["top"]] == [r["smiles"] for r in summary["top"]]

@@ -78,7 +78,5 @@ def test_different_model_shape_is_a_clear_error(tmp_path):
     m = checkpointing.make_manager(str(tmp_path / "ckpt"), async_save=False)
     checkpointing.save(m, 1, _state(1.0, width=4), {})
     m.wait_until_finished()
-    with pytest.raises(
-        checkpointing.CheckpointError, match=r"params/b is \(4,\) there but \(5,\)"
-    ):
+    with pytest.raises(checkpointing.CheckpointError, match=r"params/b is \(4,\) there but \(5,\)"):
         checkpointing.restore_latest(m, _abstract(_state(1.0, width=5)))
