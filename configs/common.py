@@ -151,6 +151,8 @@ def model_config(size: str = "base") -> ml_collections.ConfigDict:
             # Optimisation switch: "unordered" = N(N-1)/2 pairs (exact), "ordered" = all N^2.
             "edge_pairs": "unordered",
             "dropout_rate": 0.1,
+            # Memory switch: recompute EGNN-block and edge-layer activations in the backward pass.
+            "remat": False,
         }
     )
     return model

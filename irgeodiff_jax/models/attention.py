@@ -224,8 +224,23 @@ class DecoderLayer(nn.Module):
         return x + self.dropout(y, deterministic=deterministic)
 
 
+class _PositionalDecoderLayer(DecoderLayer):
+    """``DecoderLayer`` with ``deterministic`` positional, so ``nn.remat`` can hold it static."""
+
+    def __call__(self, x, x_mask, memory_kv, memory_mask, deterministic):  # noqa: D102
+        return super().__call__(x, x_mask, memory_kv, memory_mask, deterministic=deterministic)
+
+
+# Same parameters as DecoderLayer; activations recomputed in the backward pass.
+_RematDecoderLayer = nn.remat(_PositionalDecoderLayer, static_argnums=(5,))  # self is 0
+
+
 class DecoderStack(nn.Module):
-    """``num_layers`` decoder layers followed by a final LayerNorm."""
+    """``num_layers`` decoder layers followed by a final LayerNorm.
+
+    ``remat``: recompute each layer's activations in the backward pass (``nn.remat``) instead
+    of keeping them; same parameters, values and gradients, less memory, more compute.
+    """
 
     num_layers: int
     dim: int
@@ -234,10 +249,12 @@ class DecoderStack(nn.Module):
     dropout_rate: float = 0.1
     self_attention: bool = True
     dtype: jnp.dtype = jnp.float32
+    remat: bool = False
 
     def setup(self):
+        layer_cls = _RematDecoderLayer if self.remat else DecoderLayer
         self.layers = [
-            DecoderLayer(
+            layer_cls(
                 self.dim,
                 self.num_heads,
                 self.ff_dim,
@@ -266,7 +283,10 @@ class DecoderStack(nn.Module):
         if len(memory_kvs) != self.num_layers:
             raise ValueError(f"expected {self.num_layers} memory KVs, got {len(memory_kvs)}")
         for layer, kv in zip(self.layers, memory_kvs, strict=True):
-            x = layer(x, x_mask, kv, memory_mask, deterministic=deterministic)
+            if self.remat:
+                x = layer(x, x_mask, kv, memory_mask, deterministic)
+            else:
+                x = layer(x, x_mask, kv, memory_mask, deterministic=deterministic)
         return self.final_norm(x)
 
 

@@ -92,6 +92,8 @@ class Denoiser(nn.Module):
       edge_pairs: ``"unordered"`` (i < j only, default) or ``"ordered"`` (all N^2, reference).
       dropout_rate: Transformer dropout (reference 0.1).
       dtype: computation dtype.
+      remat: recompute the EGNN blocks' and edge-stream layers' activations in the backward
+        pass instead of storing them (same values and gradients; memory for compute).
     """
 
     latent_h_dim: int = 16
@@ -112,6 +114,7 @@ class Denoiser(nn.Module):
     edge_pairs: EdgePairs = "unordered"
     dropout_rate: float = 0.1
     dtype: jnp.dtype = jnp.float32
+    remat: bool = False
 
     def setup(self):
         if self.edge_pairs not in ("unordered", "ordered"):
@@ -137,6 +140,7 @@ class Denoiser(nn.Module):
             dropout_rate=self.dropout_rate,
             self_attention=False,
             dtype=self.dtype,
+            remat=self.remat,
         )
         self.edge_out = nn.Dense(self.edge_out_dim, kernel_init=xavier_normal(), dtype=self.dtype)
         self.egnn = EGNN(
@@ -146,6 +150,7 @@ class Denoiser(nn.Module):
             coords_range=self.coords_range,
             kernel=self.kernel,
             dtype=self.dtype,
+            remat=self.remat,
         )
 
     def prepare(self, encoding: SpectralEncoding) -> DenoiserCondition:

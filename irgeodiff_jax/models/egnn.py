@@ -219,6 +219,8 @@ class EGNN(nn.Module):
       coords_range: tanh step scale per block (reference 15).
       kernel: message-passing implementation, ``"dense"`` or ``"sparse"`` (same parameters).
       dtype: computation dtype of the MLPs; positions and the residual stream stay float32.
+      remat: recompute each block's activations in the backward pass (``jax.checkpoint``)
+        instead of keeping them: same values and gradients, less memory, more compute.
     """
 
     hidden_dim: int = 256
@@ -227,6 +229,7 @@ class EGNN(nn.Module):
     coords_range: float = COORDS_RANGE
     kernel: Kernel = "dense"
     dtype: jnp.dtype = jnp.float32
+    remat: bool = False
 
     @nn.compact
     def __call__(
@@ -261,20 +264,20 @@ class EGNN(nn.Module):
             dtype=self.dtype,
             name="embedding",
         )(h).astype(jnp.float32)
+
+        def block(params, h, x, edge_attr, atom_mask):
+            return message_passing(
+                self.kernel, params, h, x, edge_attr, atom_mask,
+                coords_range=self.coords_range, dtype=self.dtype,
+            )  # fmt: skip
+
+        if self.remat:
+            block = jax.checkpoint(block)
         for layer in range(self.num_layers):
             params = BlockParamsModule(
                 self.hidden_dim, 1 + edge_attr.shape[-1], name=f"block_{layer}"
             )()
-            h, x = message_passing(
-                self.kernel,
-                params,
-                h,
-                x,
-                edge_attr,
-                atom_mask,
-                coords_range=self.coords_range,
-                dtype=self.dtype,
-            )
+            h, x = block(params, h, x, edge_attr, atom_mask)
         if self.out_dim is not None:
             h = nn.Dense(
                 self.out_dim,

@@ -103,6 +103,7 @@ def create_models(config: ml_collections.ConfigDict) -> dict[str, nn.Module]:
         edge_pairs=den.edge_pairs,
         dropout_rate=den.dropout_rate,
         dtype=dtype,
+        remat=den.get("remat", False),  # configs saved before the switch existed lack it
     )
     return {"classifier": classifier, "autoencoder": autoencoder, "denoiser": denoiser}
 
