@@ -66,6 +66,7 @@ def data_config() -> ml_collections.ConfigDict:
     data.spectrum_points = 3200  # 500-4000 cm^-1 grid, integer tokens 0..99
     data.formula_len = 16  # padded length of the formula token sequence
     data.num_fg = 20  # functional groups (QM9S SMARTS table)
+    data.blank_spectra = False  # ablation: zero spectra (same formulas, atom types, geometries)
     return data
 
 

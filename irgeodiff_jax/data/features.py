@@ -95,6 +95,7 @@ def featurize(
     levels: int = TOKEN_LEVELS,
     formula_len: int | None = None,
     num_fg: int | None = None,
+    blank_spectrum: bool = False,
 ) -> dict:
     """One schema-v1 example -> padded per-molecule arrays (the rows of a `types.Batch`).
 
@@ -107,6 +108,8 @@ def featurize(
         levels: number of spectrum token levels.
         formula_len: expected F (None: accept any).
         num_fg: expected m (None: accept any).
+        blank_spectrum: replace the (checked) spectrum and its tokens by zeros: the ablation
+            that trains and samples a model without spectral information.
 
     Returns:
         dict with the `types.Batch` keys, each without the batch axis.
@@ -117,6 +120,8 @@ def featurize(
     _check_geometry(z, pos, mol_id, max_atoms)
     types_ = atom_type_indices(z, vocab, mol_id=mol_id)
     spec = check_spectrum(example["spectrum"], mol_id=mol_id, points=spectrum_points)
+    if blank_spectrum:
+        spec = np.zeros_like(spec)
     n = z.shape[0]
     mask = np.zeros(max_atoms, bool)
     mask[:n] = True
@@ -131,7 +136,11 @@ def featurize(
         "atom_types": padded_types,
         "atom_mask": mask,
         "spectrum": spec,
-        "spectrum_tokens": spectra.tokenize(spec, levels=levels),
+        "spectrum_tokens": (
+            np.zeros(spec.shape, np.int32)
+            if blank_spectrum
+            else spectra.tokenize(spec, levels=levels)
+        ),
         "formula_tokens": formula,
         "fg_labels": fg,
         "num_atoms": np.int32(n),

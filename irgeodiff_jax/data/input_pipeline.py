@@ -178,6 +178,7 @@ def batch_iterator(
     levels: int = features.TOKEN_LEVELS,
     formula_len: int | None = None,
     num_fg: int | None = None,
+    blank_spectrum: bool = False,
     process_index: int = 0,
     process_count: int = 1,
     shuffle: bool = True,
@@ -195,6 +196,7 @@ def batch_iterator(
         max_atoms: largest padded size N.
         buckets: extra padded sizes (e.g. ``(12, 18)``); empty for a single size.
         vocab: atomic numbers in type-index order.
+        blank_spectrum: zero every spectrum (the blank-spectrum ablation; `features.featurize`).
         num_epochs: None for an endless stream.
         num_threads: grain prefetch threads (0 reads in the calling thread).
     """
@@ -212,6 +214,7 @@ def batch_iterator(
         "levels": levels,
         "formula_len": formula_len,
         "num_fg": num_fg,
+        "blank_spectrum": blank_spectrum,
     }
     maker = _BatchMaker(
         source,
@@ -258,7 +261,8 @@ def make_batch_iterator(
     """Batches of ``split`` from the source ``data_config`` selects (`sources.get_source`).
 
     Shapes and vocabulary come from `DataSettings.from_config` (``max_atoms``, ``buckets``,
-    ``atom_types``/``atom_vocabulary``, ``spectrum_levels``, ``formula_len``, ``num_fg``); also
+    ``atom_types``/``atom_vocabulary``, ``spectrum_levels``, ``formula_len``, ``num_fg``,
+    ``blank_spectra``); also
     reads ``num_threads`` (0) and the source keys. Pass ``process_index=jax.process_index(),
     process_count=jax.process_count()`` on multi-host.
     """

@@ -19,6 +19,8 @@ key                    default     meaning
 ``formula_vocab``      None        formula tokenizer preset (None: ``fg_scheme``)
 ``fwhm_cm1``           15.0        Lorentzian FWHM used to broaden stick spectra
 ``frequency_scale``    None        stick frequency factor (None: the source's, e.g. the manifest)
+``blank_spectra``      False       ablation: every spectrum is replaced by zeros after it is
+                                   checked (formulas, atom types and geometries unchanged)
 =====================  ==========  ==========================================================
 
 Numpy only, no RDKit (the vocabularies come from ``chem.elements``, which imports RDKit lazily).
@@ -78,6 +80,7 @@ class DataSettings:
       formula_vocab: formula tokenizer preset, or None for ``fg_scheme``'s.
       fwhm_cm1: Lorentzian FWHM of the stick-spectrum broadening.
       frequency_scale: stick frequency factor, or None for the source's own.
+      blank_spectra: the blank-spectrum ablation (``features.featurize(blank_spectrum=True)``).
     """
 
     max_atoms: int = 29
@@ -90,6 +93,7 @@ class DataSettings:
     formula_vocab: str | None = None
     fwhm_cm1: float = 15.0
     frequency_scale: float | None = None
+    blank_spectra: bool = False
 
     def __post_init__(self):
         bucket_sizes(self.buckets, self.max_atoms)  # ValueError for a bucket outside the range
@@ -115,6 +119,7 @@ class DataSettings:
             formula_vocab=get("formula_vocab", None) or None,
             fwhm_cm1=float(get("fwhm_cm1", d.fwhm_cm1)),
             frequency_scale=None if scale is None else float(scale),
+            blank_spectra=bool(get("blank_spectra", False)),
         )
 
     @property
@@ -134,6 +139,7 @@ class DataSettings:
             "levels": self.spectrum_levels,
             "formula_len": self.formula_len,
             "num_fg": self.num_fg,
+            "blank_spectrum": self.blank_spectra,
         }
 
     def prepare_kwargs(self) -> dict:

@@ -34,6 +34,21 @@ def test_featurize_pads_centres_and_types():
     assert row["fg_labels"].dtype == np.float32 and row["fg_labels"][3] == 1.0
 
 
+def test_blank_spectrum_zeroes_only_the_spectrum():
+    row = features.featurize(_example(), max_atoms=9, formula_len=16, num_fg=20)
+    blank = features.featurize(
+        _example(), max_atoms=9, formula_len=16, num_fg=20, blank_spectrum=True
+    )
+    assert row["spectrum"].max() > 0 and row["spectrum_tokens"].max() > 0
+    assert not blank["spectrum"].any() and not blank["spectrum_tokens"].any()
+    for key in set(row) - {"spectrum", "spectrum_tokens"}:
+        np.testing.assert_array_equal(blank[key], row[key])
+    with pytest.raises(features.ExampleError, match="4242"):  # still checked before blanking
+        features.featurize(
+            _example(spectrum=np.full(3200, np.nan, np.float32)), max_atoms=9, blank_spectrum=True
+        )
+
+
 def test_tokens_follow_reference_rule():
     spec = _example()["spectrum"]
     row = features.featurize(_example(), max_atoms=4)

@@ -34,6 +34,7 @@ def test_reads_the_project_configs():
             "levels": 100,
             "formula_len": 16,
             "num_fg": 20,
+            "blank_spectrum": False,
         }
 
 
@@ -50,9 +51,11 @@ def test_every_key_is_read():
             "formula_vocab": "qm9s_full",
             "fwhm_cm1": 10,
             "frequency_scale": 0.97,
+            "blank_spectra": True,
         }
     )
     s = DataSettings.from_config(data)
+    assert s.blank_spectra and s.featurize_kwargs()["blank_spectrum"]
     assert s.buckets == (12, 9) and s.sizes == (9, 12, 20)
     assert s.atom_types == elements.QME14S_ELEMENTS
     assert (s.formula_len, s.spectrum_levels, s.num_fg) == (12, 50, 26)
