@@ -185,6 +185,8 @@ SUMMARY_ROWS = (
     ("sis", "SIS (xTB oracle)"),
     ("max_sis", "max SIS"),
     ("sis_star", "SIS* (1350-4000 cm-1)"),
+    ("reranked_top1", "top-1 re-ranked by SIS (oracle spectra)"),
+    ("unranked_top1", "top-1 in sample order (same spectra)"),
 )
 
 

@@ -8,6 +8,7 @@ METRICS = {
     "validity": 0.5,
     "sim_g": None,
     "mol_acc": 0.25,
+    "reranked_top1": 0.5,
     "failure_reasons": {},  # not a table row
     "mol_acc_at_k": {"10": 0.25, "1": 0.0, "5": 0.125},
 }
@@ -20,6 +21,7 @@ def test_plain_text_table():
         "validity               0.5000",
         "sim_g                  None",
         "mol_acc                0.2500",
+        "reranked_top1          0.5000",
         "mol_acc@1              0.0000",
         "mol_acc@5              0.1250",
         "mol_acc@10             0.2500",
@@ -33,6 +35,7 @@ def test_markdown_table_skips_missing_values():
         "|---|---|",
         "| molecular accuracy (any of k matches) | 0.250 |",
         "| validity | 0.500 |",
+        "| top-1 re-ranked by SIS (oracle spectra) | 0.500 |",
         "| mol acc @ k=1 | 0.000 |",
         "| mol acc @ k=5 | 0.125 |",
         "| mol acc @ k=10 | 0.250 |",
