@@ -5,7 +5,7 @@
 
 Times what training and sampling run, built by the package's own factories:
 
-* ``train_step_s``: the trainer's jitted diffusion step (``trainer.make_jitted_steps``: state
+* ``train_step_s``: the trainer's jitted diffusion step (``sharding.make_jitted_steps``: state
   donated, dropout on), median of ``--repeats`` calls after one warm-up, on a synthetic batch
   padded to ``--atoms`` with 12..atoms real atoms (zero-CoM positions, random types, spectrum
   tokens, formula tokens, FG labels); ``compile_s`` its lowering + compilation;
@@ -136,6 +136,16 @@ def _matmul_peak_gflops(n: int = 4096, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def _jitted_steps(sharding):
+    """The trainer's jit of its step functions; revisions before it moved to ``sharding`` (which
+    imports no data pipeline, so this runs where grain is not installed) kept it in ``trainer``."""
+    if hasattr(sharding, "make_jitted_steps"):
+        return sharding.make_jitted_steps
+    from irgeodiff_jax.training import trainer  # noqa: PLC0415
+
+    return trainer.make_jitted_steps
+
+
 def measure(args: argparse.Namespace) -> dict:
     """The figures of the module docstring for the code importable as ``irgeodiff_jax``."""
     import jax  # noqa: PLC0415
@@ -144,7 +154,7 @@ def measure(args: argparse.Namespace) -> dict:
 
     from irgeodiff_jax.models import factory  # noqa: PLC0415
     from irgeodiff_jax.sampling import generate  # noqa: PLC0415
-    from irgeodiff_jax.training import sharding, step, trainer  # noqa: PLC0415
+    from irgeodiff_jax.training import sharding, step  # noqa: PLC0415
 
     config = load_config(args.config, args.dtype, args.atoms, args.override)
     models = factory.create_models(config)
@@ -155,7 +165,7 @@ def measure(args: argparse.Namespace) -> dict:
     batch = synthetic_batch(0, args.batch, args.atoms, num_types, num_groups)
 
     # Train step, exactly as the trainer jits it.
-    train, _ = trainer.make_jitted_steps(models, config, "diffusion", mesh)
+    train, _ = _jitted_steps(sharding)(models, config, "diffusion", mesh)
     # A copy: the step donates its state, and the sampler below still needs ``params``.
     stage_params = jax.tree.map(jnp.copy, {m: params[m] for m in step.STAGE_MODULES["diffusion"]})
     state = sharding.replicate(step.create_train_state(models, config, "diffusion", stage_params),

@@ -65,3 +65,22 @@ def shard_batch(local_batch: dict, mesh: Mesh) -> dict:
 def replicate(tree, mesh: Mesh):
     """Place a pytree (e.g. the train state) replicated on every device of the mesh."""
     return jax.device_put(tree, replicated(mesh))
+
+
+def make_jitted_steps(models, config, stage: str, mesh):
+    """``(train_step, eval_step)`` jitted with replicated state/params and a sharded batch."""
+    from irgeodiff_jax.training import step  # noqa: PLC0415  (this module stays jax-only)
+
+    repl, data = replicated(mesh), batch_sharding(mesh)
+    train = jax.jit(
+        step.make_train_step(models, config, stage),
+        in_shardings=(repl, data, repl),
+        out_shardings=(repl, repl),
+        donate_argnums=0,
+    )
+    evaluate = jax.jit(
+        step.make_eval_step(models, config, stage),
+        in_shardings=(repl, data, repl),
+        out_shardings=repl,
+    )
+    return train, evaluate

@@ -138,23 +138,6 @@ def num_train_steps(config, stage: str, batches_per_epoch: int) -> int:
     return int(config.training[stage].num_epochs) * int(batches_per_epoch)
 
 
-def make_jitted_steps(models, config, stage: str, mesh):
-    """``(train_step, eval_step)`` jitted with replicated state/params and a sharded batch."""
-    repl, data = sharding.replicated(mesh), sharding.batch_sharding(mesh)
-    train = jax.jit(
-        step.make_train_step(models, config, stage),
-        in_shardings=(repl, data, repl),
-        out_shardings=(repl, repl),
-        donate_argnums=0,
-    )
-    evaluate = jax.jit(
-        step.make_eval_step(models, config, stage),
-        in_shardings=(repl, data, repl),
-        out_shardings=repl,
-    )
-    return train, evaluate
-
-
 def initial_params(models, config, workdir: str, stage: str, key) -> dict:
     """Fresh parameters, overlaid by ``config.init_from`` and then by the previous stage."""
     params = jax.jit(lambda k: factory.init_params(models, config, k))(key)
@@ -223,7 +206,7 @@ def _setup_stage(config, workdir: str, stage: str) -> _Run:
     state, root_key, data_state = setup_state(models, config, workdir, stage, mesh, manager)
     if data_state is not None:
         iterator.set_state(data_state)
-    train_step, eval_step = make_jitted_steps(models, config, stage, mesh)
+    train_step, eval_step = sharding.make_jitted_steps(models, config, stage, mesh)
     writer = metrics.MetricWriter(os.path.join(workdir, stage), enabled=jax.process_index() == 0)
     root_key = jax.device_put(root_key, sharding.replicated(mesh))
     return _Run(

@@ -14,7 +14,7 @@ import numpy as np
 
 from configs import test as test_config
 from irgeodiff_jax.models import factory
-from irgeodiff_jax.training import sharding, step, trainer
+from irgeodiff_jax.training import sharding, step
 from irgeodiff_jax.training.state import param_path_name
 
 GLOBAL_BATCH, MAX_ATOMS = 8, 12
@@ -69,7 +69,7 @@ def compiled_steps(stage: str, num_devices: int):
     config.mesh.data = num_devices
     models = factory.create_models(config)
     mesh = sharding.make_mesh(num_devices)
-    train, evaluate = trainer.make_jitted_steps(models, config, stage, mesh)
+    train, evaluate = sharding.make_jitted_steps(models, config, stage, mesh)
     return models, config, mesh, AheadOfTime(train), AheadOfTime(evaluate)
 
 
