@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 from absl import app
 
-from benchmarks import edge_stream, egnn_kernel, memorize, timing, train_step
+from benchmarks import denoiser_profile, edge_stream, egnn_kernel, memorize, timing, train_step
 from irgeodiff_jax.models import egnn
 
 TIMING_KEYS = {"median_s", "min_s", "max_s", "repeats"}
@@ -108,6 +108,22 @@ def test_memorize_subset_uses_the_same_molecules_in_every_split(tmp_path):
     assert memorize.budget_flags(["1", "2", "3"])[2] == "--config.training.diffusion.num_steps=3"
     with pytest.raises(app.UsageError, match="three budgets"):
         memorize.budget_flags(["1", "2"])
+
+
+def test_denoiser_profile_parts_and_padding(capsys):
+    result = denoiser_profile.main(["--config=configs/test.py", "--batch=2", "--atoms=14"])
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(result))
+    parts = result["gflops"]
+    assert set(parts) == {"atom_cross_attention", "edge_stream", "egnn", "call"}
+    for part in parts.values():
+        assert 0 < part["forward"] < part["forward_backward"]
+    shares = sum(
+        parts[k]["share_of_call_forward"] for k in ("atom_cross_attention", "edge_stream", "egnn")
+    )
+    assert 0.9 <= shares <= 1.05  # the three parts are (nearly) the whole call
+    pad = result["padding"]
+    assert 12 <= pad["real_atoms_mean"] <= 14
+    assert 0 < pad["unordered_pairs_real_fraction"] <= 1 and 0 < pad["all_pairs_real_fraction"] <= 1
 
 
 def test_train_step_batch_and_ratio_helpers():
