@@ -115,9 +115,13 @@ class SampleCheck:
             logging.info("stage %s step %d sample check: %s", stage, step, values)
 
     def after_eval(self, stage: str, step: int, params, writer, *, final: bool) -> None:
-        """Starts a check at multiples of ``every_steps`` and at the stage's final step."""
+        """Writes finished checks (under their own step), then starts a check at multiples of
+        ``every_steps`` and at the stage's final step."""
         every = self.settings["every_steps"]
-        if stage != "diffusion" or every <= 0 or (step % every and not final):
+        if stage != "diffusion" or every <= 0:
+            return
+        self._flush(writer, stage, wait=False)
+        if step % every and not final:
             return
         self._flush(writer, stage, wait=True)  # at most one check in flight
         inputs = generate.GenerateInputs(
