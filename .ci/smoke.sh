@@ -102,10 +102,19 @@ test -s "$WORK/predict/candidates.csv"
 
 # Resumes the training above (same config and budget); `configs/test.py` is not a path from this
 # directory, so quickstart must find it in the installed `configs` package.
-step "quickstart" "$PY" -m irgeodiff_jax.quickstart --workdir="$QS" --config=configs/test.py \
-  --steps_per_stage="$STEPS" --num_spectra=2 --samples_per_spectrum=2 --sampler_steps=4 \
-  --oracle_spectra=0
+step "quickstart --train" "$PY" -m irgeodiff_jax.quickstart --workdir="$QS" --train \
+  --config=configs/test.py --steps_per_stage="$STEPS" --num_spectra=2 --samples_per_spectrum=2 \
+  --sampler_steps=4 --oracle_spectra=0
 test -s "$QS/eval/metrics.json"
+
+# The model shipped in the installed package: no --workdir anywhere.
+step "predict (shipped model)" "$PY" -m irgeodiff_jax.predict \
+  --spectrum="$WORK/spectrum.csv" --kind=absorbance --formula=C2H6O --out="$WORK/predict_shipped" \
+  --k=2 --sampler=fast --steps=4
+test -s "$WORK/predict_shipped/candidates.csv"
+step "quickstart (shipped model)" "$PY" -m irgeodiff_jax.quickstart --workdir="$WORK/qs_shipped" \
+  --num_spectra=2 --samples_per_spectrum=2 --sampler_steps=4 --oracle_spectra=0
+test -s "$WORK/qs_shipped/eval/metrics.json"
 
 cd /
 rm -rf "$WORK"  # kept when a step fails; a VENV given as argument lives elsewhere and stays

@@ -1,10 +1,13 @@
-"""End-to-end run on a laptop: train all stages, sample held-out spectra, evaluate, print a table.
+"""End-to-end run on a laptop: sample held-out test spectra, evaluate, print the recovery table.
 
-    python -m irgeodiff_jax.quickstart --workdir=runs/quickstart
+    python -m irgeodiff_jax.quickstart --workdir=runs/quickstart            # the shipped model
+    python -m irgeodiff_jax.quickstart --workdir=runs/quickstart --train    # train from scratch
 
 Runs, each as its own process (so every step can also be run, resumed or repeated by hand):
-  1. ``python -m irgeodiff_jax.train --config=configs/cpu_small.py:stage=all`` with a bounded
-     step budget per stage, on the embedded QM9-IR subset;
+  1. only with ``--train``: ``python -m irgeodiff_jax.train
+     --config=configs/cpu_small.py:stage=all`` with a bounded step budget per stage, on the
+     embedded QM9-IR subset; without it the model shipped in the package
+     (``irgeodiff_jax/pretrained``, trained on the training split) is used;
   2. ``python -m irgeodiff_jax.sample`` on ``--num_spectra`` held-out test spectra;
   3. ``python -m irgeodiff_jax.evaluate`` (bond assignment, identity, sim_g, validity, stability;
      with the xTB oracle on the first ``--oracle_spectra`` spectra).
@@ -26,11 +29,14 @@ from irgeodiff_jax.evaluation import report
 from irgeodiff_jax.utils import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/quickstart", "output directory")
-_STEPS = flags.DEFINE_integer("steps_per_stage", 600, "training step budget per stage")
-_NUM_SPECTRA = flags.DEFINE_integer("num_spectra", 20, "held-out test spectra to sample")
+_TRAIN = flags.DEFINE_bool(
+    "train", False, "train --config from scratch first (else: sample the shipped model)"
+)
+_STEPS = flags.DEFINE_integer("steps_per_stage", 600, "training step budget per stage (--train)")
+_NUM_SPECTRA = flags.DEFINE_integer("num_spectra", 200, "held-out test spectra to sample")
 _K = flags.DEFINE_integer("samples_per_spectrum", 10, "samples per spectrum")
 _SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 100, "steps of the fast (strided) sampler")
-_ORACLE_SPECTRA = flags.DEFINE_integer("oracle_spectra", 5, "spectra scored with xTB (0: none)")
+_ORACLE_SPECTRA = flags.DEFINE_integer("oracle_spectra", 50, "spectra scored with xTB (0: none)")
 _CONFIG = flags.DEFINE_string("config", "configs/cpu_small.py", "training config file")
 
 
@@ -65,18 +71,20 @@ def main(argv):
         config = _config_path(_CONFIG.value)
     except app.UsageError as e:
         cli.exit_usage(f"quickstart: error: {e}")
-    _run(
-        [
-            "irgeodiff_jax.train",
-            f"--config={config}:stage=all",
-            f"--workdir={train_dir}",
-            f"--config.training.num_steps={_STEPS.value}",
-        ]
-    )
+    if _TRAIN.value:
+        _run(
+            [
+                "irgeodiff_jax.train",
+                f"--config={config}:stage=all",
+                f"--workdir={train_dir}",
+                f"--config.training.num_steps={_STEPS.value}",
+            ]
+        )
+    model = [f"--workdir={train_dir}"] if _TRAIN.value else []  # none: the shipped model
     _run(
         [
             "irgeodiff_jax.sample",
-            f"--workdir={train_dir}",
+            *model,
             f"--out={samples_dir}",
             "--split=test",
             f"--num_spectra={_NUM_SPECTRA.value}",
@@ -85,7 +93,8 @@ def main(argv):
             f"--steps={_SAMPLER_STEPS.value}",
         ]
     )
-    oracle = ["--oracle=xtb", f"--oracle_spectra={_ORACLE_SPECTRA.value}"]
+    oracle = ["--oracle=xtb", f"--oracle_spectra={_ORACLE_SPECTRA.value}",
+              f"--workers={os.cpu_count() or 1}"]  # this process only waits meanwhile  # fmt: skip
     _run(
         [
             "irgeodiff_jax.evaluate",
@@ -104,7 +113,8 @@ def main(argv):
     print()
     print(f"samples (one SDF per spectrum): {os.path.join(samples_dir, 'sdf')}")
     print(f"metrics, per-spectrum CSV and plots: {eval_dir}")
-    print(f"training logs (JSONL, TensorBoard): {train_dir}")
+    if _TRAIN.value:
+        print(f"training logs (JSONL, TensorBoard): {train_dir}")
 
 
 if __name__ == "__main__":

@@ -57,3 +57,22 @@ def test_export_of_a_workdir_without_diffusion_exits_2(tmp_path):
     proc = run_cli("irgeodiff_jax.export_model", f"--workdir={tmp_path}", f"--out={tmp_path}/m")
     assert proc.returncode == 2 and "error:" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_shipped_model_is_packaged_small_and_loads():
+    """The model in ``irgeodiff_jax/pretrained`` (issue 10): listed as package data, ≤ 25 MB,
+    loads, carries its latent scale and no path of the machine that trained it."""
+    assert shipped.has_model(), f"no model in {shipped.SHIPPED_DIR}"
+    setup_cfg = os.path.join(os.path.dirname(os.path.dirname(shipped.SHIPPED_DIR)), "setup.cfg")
+    if os.path.exists(setup_cfg):  # source checkout (an installed wheel has no setup.cfg)
+        assert "pretrained/*" in open(setup_cfg).read()
+    names = (shipped.CONFIG_NAME, shipped.PARAMS_NAME, shipped.META_NAME)
+    size = sum(os.path.getsize(os.path.join(shipped.SHIPPED_DIR, n)) for n in names)
+    assert size <= 25 * 2**20
+    bundle = shipped.load_model()
+    meta = json.load(open(os.path.join(shipped.SHIPPED_DIR, shipped.META_NAME)))
+    assert bundle.stage == "diffusion" and bundle.step == meta["step"] > 0
+    scale = float(bundle.params["autoencoder"]["latent_scale"])
+    assert scale == meta["latent_scale"] and 0 < scale != 1.0  # a scale estimated on data
+    assert all(bundle.config.data[f] is None for f in shipped.MACHINE_PATHS)
+    assert bundle.config.model.denoiser.hidden_dim > 0
