@@ -23,6 +23,9 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+HELP_FLAGS = ("-h", "-help", "--help", "-helpshort", "--helpshort", "-helpfull", "--helpfull")
+
+
 def exit_usage(message: object) -> NoReturn:
     """Prints ``message`` as one line on stderr and exits with status 2."""
     print(one_line(message), file=sys.stderr)
@@ -37,6 +40,10 @@ def run(main: Callable, prog: str) -> None:
             return flags.FLAGS(argv)
         except flags.Error as e:
             exit_usage(f"{prog}: error: {_without_traceback(str(e))} (--helpshort lists the flags)")
+        except SystemExit as e:  # absl's help flags print the flags, then exit with status 1
+            if e.code == 1 and any(a.split("=")[0] in HELP_FLAGS for a in argv[1:]):
+                sys.exit(0)
+            raise
 
     app.run(main, flags_parser=parse)
 

@@ -47,6 +47,15 @@ def test_usage_errors_are_one_line_with_status_2(tool, args, message):
     assert proc.stdout == ""
 
 
+@pytest.mark.parametrize("flag", ["--help", "--helpshort"])
+def test_help_prints_the_flags_and_exits_0(flag):
+    proc = subprocess.run(
+        [sys.executable, "-m", "irgeodiff_jax.predict", flag], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert "--spectrum" in proc.stdout + proc.stderr
+
+
 def test_quiet_library_logs_sets_warning_unless_verbose():
     before = logging.get_verbosity()
     try:
