@@ -11,7 +11,9 @@ Batching scheme (the same on every host, so all hosts agree on shapes at every s
 * Host ``p`` of ``P`` takes rows ``p::P`` of every global batch: hosts read disjoint slices, and a
   local batch has ``batch_size`` rows.
 * At the end of an epoch the part-filled buckets are dropped (``drop_remainder=True``) or emitted
-  as final batches padded with empty rows (``id == -1``, ``num_atoms == 0``, no atoms).
+  as final batches padded with empty rows (``id == -1``, ``num_atoms == 0``, no atoms). A bucket
+  holding fewer molecules than one global batch would never fill, so with ``drop_remainder``
+  its molecules would never be seen: that is an error, not a silent loss.
 
 The number of batches per epoch is the same in every epoch, so batch ``k`` of the stream is batch
 ``k % batches_per_epoch`` of epoch ``k // batches_per_epoch``; the iterator state is just ``k``
@@ -228,6 +230,14 @@ def batch_iterator(
         process_index=process_index,
         process_count=process_count,
     )
+    counts = np.bincount(bucket_of, minlength=len(sizes))
+    short = [(n, int(c)) for n, c in zip(sizes, counts, strict=True) if 0 < c < maker.global_batch]
+    if drop_remainder and len(sizes) > 1 and short:
+        raise ValueError(
+            f"{source!r}: bucket N={short[0][0]} holds {short[0][1]} molecules, fewer than one "
+            f"global batch of {maker.global_batch}, so they would never be trained on; use fewer "
+            f"buckets (data.buckets) or a smaller batch"
+        )
     if maker.per_epoch == 0:
         raise ValueError(
             f"{source!r} has {len(source)} examples: no full global batch of "

@@ -107,11 +107,11 @@ def test_same_seed_same_batches_and_epochs_differ(source):
 
 
 def test_state_restore_resumes_at_next_batch(source):
-    it = _iterator(source, buckets=(12, 18), num_threads=2)
+    it = _iterator(source, buckets=(16, 19), num_threads=2)
     _take(it, 11)  # crosses an epoch boundary
     state = json.loads(json.dumps(it.get_state()))
     expected = _take(it, 5)
-    resumed = _iterator(source, buckets=(12, 18), num_threads=2)
+    resumed = _iterator(source, buckets=(16, 19), num_threads=2)
     resumed.set_state(state)
     got = _take(resumed, 5)
     assert _ids(got) == _ids(expected)
@@ -142,21 +142,21 @@ def source_ids(source):
 
 
 def test_hosts_agree_on_bucket_sizes(source):
-    its = [_iterator(source, buckets=(12, 18), process_index=p, process_count=2) for p in (0, 1)]
+    its = [_iterator(source, buckets=(16, 19), process_index=p, process_count=2) for p in (0, 1)]
     for _ in range(6):
         b0, b1 = next(its[0]), next(its[1])
         assert b0.positions.shape == b1.positions.shape
 
 
 def test_buckets_pad_to_bucket_size(source):
-    it = _iterator(source, buckets=(12, 18), drop_remainder=False, num_epochs=1)
+    it = _iterator(source, buckets=(16, 19), drop_remainder=False, num_epochs=1)
     batches = list(it)
     sizes = {b.positions.shape[1] for b in batches}
-    assert sizes <= {12, 18, 29} and len(sizes) > 1
+    assert sizes <= {16, 19, 29} and len(sizes) > 1
     for b in batches:
         n_pad = b.positions.shape[1]
         real = b.num_atoms[b.id >= 0]
-        lower = {12: 0, 18: 12, 29: 18}[n_pad]
+        lower = {16: 0, 19: 16, 29: 19}[n_pad]
         assert np.all((real > lower) & (real <= n_pad))
     padded_rows = sum(int((b.id < 0).sum()) for b in batches)
     assert sum(int((b.id >= 0).sum()) for b in batches) == NUM_MOLECULES
@@ -292,3 +292,14 @@ def test_embedded_source_follows_manifest_splits(packed_embedded):
     batch = next(input_pipeline.make_batch_iterator(config, "test", batch_size=3, seed=0))
     assert sorted(batch.id.tolist()) == splits["test"].tolist()
     assert batch.spectrum.max() == 1.0 and batch.formula_tokens.shape == (3, 16)
+
+
+def test_a_bucket_that_never_fills_a_batch_is_an_error(source):
+    atoms = np.asarray(source.num_atoms())
+    n = int(np.sort(atoms)[1])  # a bucket that holds one or two molecules
+    small = int((atoms <= n).sum())
+    with pytest.raises(ValueError, match=f"bucket N={n} holds {small} molecules.*never be trained"):
+        _iterator(source, buckets=(n,), batch_size=small + 1)
+    batches = list(_iterator(source, buckets=(n,), batch_size=small + 1, drop_remainder=False,
+                             num_epochs=1))  # fmt: skip
+    assert sum(int((b.id >= 0).sum()) for b in batches) == len(source)
