@@ -8,7 +8,8 @@ Runs, each as its own process (so every step can also be run, resumed or repeate
      --config=configs/cpu_small.py:stage=all`` with a bounded step budget per stage, on the
      embedded QM9-IR subset; without it the model shipped in the package
      (``irgeodiff_jax/pretrained``, trained on the training split) is used;
-  2. ``python -m irgeodiff_jax.sample`` on ``--num_spectra`` held-out test spectra;
+  2. ``python -m irgeodiff_jax.sample`` on ``--num_spectra`` held-out test spectra, each batch
+     padded to the smallest of ``--buckets`` that holds its molecules;
   3. ``python -m irgeodiff_jax.evaluate`` (bond assignment, identity, sim_g, validity, stability;
      with the xTB oracle on the first ``--oracle_spectra`` spectra).
 Re-running the same command resumes whichever step was interrupted. ``--config`` is a path from
@@ -25,6 +26,7 @@ import time
 
 from absl import app, flags
 
+from irgeodiff_jax.data.settings import QM9_BUCKETS
 from irgeodiff_jax.evaluation import report
 from irgeodiff_jax.utils import cli
 
@@ -37,6 +39,9 @@ _NUM_SPECTRA = flags.DEFINE_integer("num_spectra", 200, "held-out test spectra t
 _K = flags.DEFINE_integer("samples_per_spectrum", 10, "samples per spectrum")
 _SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 100, "steps of the fast (strided) sampler")
 _ORACLE_SPECTRA = flags.DEFINE_integer("oracle_spectra", 50, "spectra scored with xTB (0: none)")
+_BUCKETS = flags.DEFINE_string(
+    "buckets", ",".join(map(str, QM9_BUCKETS)), "padded sizes the sampler uses (empty: max_atoms)"
+)
 _CONFIG = flags.DEFINE_string("config", "configs/cpu_small.py", "training config file")
 
 
@@ -91,6 +96,7 @@ def main(argv):
             f"--samples_per_spectrum={_K.value}",
             "--sampler=fast",
             f"--steps={_SAMPLER_STEPS.value}",
+            *([f"--buckets={_BUCKETS.value}"] if _BUCKETS.value else []),
         ]
     )
     oracle = ["--oracle=xtb", f"--oracle_spectra={_ORACLE_SPECTRA.value}",

@@ -2,7 +2,7 @@ r"""Sample k geometries per spectrum of a dataset split with a trained model.
 
     python -m irgeodiff_jax.sample [--workdir=W] --out=DIR --split=test [--num_spectra=M] \
         --samples_per_spectrum=k [--sampler=ancestral|fast --steps=K] [--eta=0] \
-        [--batch_size=B] [--seed=S] [--attention_spectra=A] [--verbose]
+        [--batch_size=B] [--seed=S] [--buckets=14,16,18,20,23] [--attention_spectra=A] [--verbose]
 
 Restores the EMA parameters of the training workdir W (without ``--workdir``: the model shipped
 with the package, ``irgeodiff_jax/pretrained/``, whose data settings name the embedded subset)
@@ -10,7 +10,11 @@ and samples the first M molecules of the
 split, B spectra per jitted batch, one chunk per batch in DIR (``sampling/dataset.py``; the
 format is ``sampling/samples_dir.py``). Prints a JSON summary. Re-running the same command
 resumes: it skips the spectra of every completed chunk and writes the same arrays as an
-uninterrupted run. Bad flags or inputs give a one-line ``sample: error: ...`` and exit status 2.
+uninterrupted run. ``--buckets`` pads each batch only to the smallest of these sizes (and
+``max_atoms``) that holds its molecules, instead of the model config's ``data.buckets``: the
+same distribution of samples (the networks are invariant to padding), at a cost that grows with
+the real atoms (``benchmarks/buckets.py``). Bad flags or inputs give a one-line
+``sample: error: ...`` and exit status 2.
 """
 
 import json
@@ -38,6 +42,9 @@ def define_flags() -> None:
     flags.DEFINE_float("eta", 0.0, "Fast sampler stochasticity in [0, 1] (0: DDIM).")
     flags.DEFINE_integer("batch_size", 8, "Spectra per jitted batch (x k samples each).")
     flags.DEFINE_integer("seed", 0, "Sampling seed (keys derive from seed and spectrum id).")
+    flags.DEFINE_list(
+        "buckets", None, "Padded sizes below max_atoms, e.g. 14,16,18,20,23 (unset: the config's)."
+    )
     flags.DEFINE_integer(
         "attention_spectra", 0, "Save attention maps of the first A spectra of the split."
     )
@@ -60,6 +67,7 @@ def main(argv) -> None:
             batch_size=FLAGS.batch_size,
             seed=FLAGS.seed,
             attention_spectra=FLAGS.attention_spectra,
+            buckets=cli.int_list(FLAGS.buckets, "--buckets", "sample"),
         )
     except dataset.INPUT_ERRORS as e:
         cli.exit_usage(f"sample: error: {e}")

@@ -90,7 +90,7 @@ def _write_batch(writer, source, indices, out, runner, attention_ids) -> str:
 
 def _check_extra(writer: sdir.SamplesWriter, extra: dict) -> None:
     old = writer.manifest.get("extra", {})
-    for key in ("seed", "eta", "final_mode", "batch_size"):
+    for key in ("seed", "eta", "final_mode", "batch_size", "sizes"):
         if key in old and old[key] != extra[key]:
             raise SampleError(
                 f"cannot resume {writer.directory}: {key} is {old[key]!r} there but "
@@ -109,9 +109,12 @@ def run_sampling(
     batch_size: int = 8,
     seed: int = 0,
     attention_spectra: int = 0,
+    buckets=None,
     runner: ModelRunner | None = None,
 ) -> dict:
     """Samples (or resumes sampling) a split into ``out_dir``; returns a summary dict.
+
+    ``buckets``: padded sizes to sample at (``ModelRunner``; None: the model config's).
 
     The summary has ``spectra_written``, ``chunks_written``, ``skipped`` (already complete),
     ``seconds`` (wall time of this call), ``sampling_seconds`` (time inside the jitted
@@ -123,7 +126,7 @@ def run_sampling(
             f"{samples_per_spectrum}, {batch_size}"
         )
     start = time.perf_counter()
-    runner = runner or ModelRunner(workdir)
+    runner = runner or ModelRunner(workdir, buckets)
     settings.check(runner.schedule)
     source = sources.get_source(runner.bundle.config.data, split)
     extra = dict(
@@ -131,6 +134,7 @@ def run_sampling(
         eta=float(settings.eta),
         final_mode=settings.final_mode,
         batch_size=int(batch_size),
+        sizes=list(runner.sizes),
         checkpoint_stage=runner.bundle.stage,
         checkpoint_step=runner.bundle.step,
         source=repr(source),

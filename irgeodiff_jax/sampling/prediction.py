@@ -154,7 +154,7 @@ def predict(
     tokens = _formula_tokens(hill, runner.data, notes)
     row = features.featurize(
         _example(z, user.absorbance, tokens, runner.data),
-        max_atoms=runner.bucket_for(z.size),
+        max_atoms=int(z.size),  # no padding: one molecule, one compilation either way
         **runner.data.featurize_kwargs(),
     )
     positions = runner.run([row], seed, k, settings)["positions"][0][:, : z.size]

@@ -3,9 +3,9 @@
 ``ModelRunner`` restores the EMA parameters of a training workdir (``training/workdirs.py``), or
 of the model shipped with the package when no workdir is given (``training/shipped.py``), and
 runs ``sampling.generate`` on featurized rows of one padded size; ``plan_batches`` groups the
-molecules of a source into batches of one size bucket (``config.data.buckets``, else
-``max_atoms``). Used by ``sampling/dataset.py`` (a whole split) and ``sampling/prediction.py``
-(one user spectrum).
+molecules of a source into batches of one padded size (the runner's ``sizes``: ``buckets`` given
+to it, else ``config.data.buckets``, plus ``max_atoms``). Used by ``sampling/dataset.py`` (a
+whole split) and ``sampling/prediction.py`` (one user spectrum).
 """
 
 import hashlib
@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from irgeodiff_jax.data import features, input_pipeline
-from irgeodiff_jax.data.settings import DataSettings
+from irgeodiff_jax.data.settings import DataSettings, bucket_sizes
 from irgeodiff_jax.diffusion import schedules
 from irgeodiff_jax.sampling import generate
 from irgeodiff_jax.training import shipped
@@ -34,10 +34,16 @@ class ModelRunner:
         bundle: the ``InferenceBundle`` (config, modules, params, stage, step).
         schedule: diffusion noise schedule of the config.
         data: the config's ``DataSettings`` (atom types, padded sizes, token lengths).
+        sizes: padded sizes the sampler uses, smallest first (``max_atoms`` the largest).
     """
 
-    def __init__(self, workdir: str | None = None):
-        """``workdir``: a training workdir; None: the model shipped in the package."""
+    def __init__(self, workdir: str | None = None, buckets=None):
+        """``workdir``: a training workdir; None: the model shipped in the package.
+
+        ``buckets``: padded sizes below ``max_atoms`` to sample at (None: the config's
+        ``data.buckets``). The networks are invariant to padding, so any sizes give the same
+        distribution of samples (not the same draws); smaller sizes cost less.
+        """
         if workdir is None:
             workdir = shipped.SHIPPED_DIR
             self.bundle = shipped.load_model(workdir)
@@ -49,6 +55,11 @@ class ModelRunner:
         self.schedule = schedules.schedule_from_config(config.diffusion)
         self.params = jax.device_put(self.bundle.params)
         self.data = DataSettings.from_config(config.data)
+        try:
+            self.sizes = self.data.sizes if buckets is None else bucket_sizes(
+                buckets, self.data.max_atoms)  # fmt: skip
+        except ValueError as e:
+            raise SampleError(str(e)) from None
         self.patch_size = int(config.model.spectral_encoder.patch_size)
         self._fns = {}
 
@@ -71,15 +82,6 @@ class ModelRunner:
                 target=self.bundle.config.get("diffusion", {}).get("target", "eps"),
             )
         return self._fns[key]
-
-    def bucket_for(self, num_atoms: int) -> int:
-        """Padded size N of a molecule with ``num_atoms`` atoms (smallest bucket that fits)."""
-        fits = [n for n in self.data.sizes if n >= num_atoms]
-        if not fits:
-            raise SampleError(
-                f"{num_atoms} atoms is more than the model's max_atoms={self.data.max_atoms}"
-            )
-        return fits[0]
 
     def run(self, rows: list[dict], seed: int, k: int, settings, with_attention=False) -> dict:
         """Samples a batch of featurized rows (same N); returns numpy outputs."""
@@ -111,7 +113,7 @@ def plan_batches(source, runner: ModelRunner, *, num_spectra: int, batch_size: i
     todo = [i for i in range(count) if int(source[i]["id"]) not in skip]
     num_atoms = np.asarray(source.num_atoms())[todo]
     bucket_of = input_pipeline.assign_buckets(
-        num_atoms, runner.data.sizes, lambda j: int(source[todo[j]]["id"])
+        num_atoms, runner.sizes, lambda j: int(source[todo[j]]["id"])
     )
     plan = input_pipeline.global_batches(np.arange(len(todo)), bucket_of, batch_size, False)
-    return [(runner.data.sizes[b], [todo[j] for j in local]) for b, local in plan]
+    return [(runner.sizes[b], [todo[j] for j in local]) for b, local in plan]

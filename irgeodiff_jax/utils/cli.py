@@ -56,6 +56,16 @@ def _without_traceback(message: str) -> str:
     return message
 
 
+def int_list(values: list[str] | None, name: str, prog: str) -> tuple[int, ...] | None:
+    """A ``DEFINE_list`` flag's strings as integers (None stays None); non-integers exit 2."""
+    if values is None:
+        return None
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        exit_usage(f"{prog}: error: {name}={','.join(values)}: expected comma-separated integers")
+
+
 def config_value(holder: flags.FlagHolder, prog: str):
     """The value of a ``config_flags`` config-file flag; a file that did not load exits 2.
 

@@ -78,12 +78,43 @@ def test_plan_batches_groups_by_bucket_and_skips(runner, trained_workdir):
     assert rest == plan[1:]
 
 
+def test_buckets_pad_each_batch_to_its_smallest_size(trained_workdir, tmp_path):
+    from irgeodiff_jax.data import sources
+
+    workdir = trained_workdir["workdir"]
+    small = ModelRunner(workdir, buckets=(14, 18))
+    assert small.sizes == (14, 18, small.data.max_atoms)
+    source = sources.get_source(small.bundle.config.data, "test")
+    atoms = np.asarray(source.num_atoms())[:8]
+    plan = plan_batches(source, small, num_spectra=8, batch_size=2, skip_ids=())
+    for n, indices in plan:  # the smallest size that holds every molecule of the batch
+        assert all(atoms[i] <= n for i in indices)
+        assert n == min(s for s in small.sizes if s >= atoms[indices].max())
+    assert len({n for n, _ in plan}) > 1
+    out = str(tmp_path / "bucketed")
+    kw = dict(num_spectra=8, samples_per_spectrum=2, settings=FAST, batch_size=2)
+    summary = run_sampling(workdir, out, buckets=(14, 18), **kw)
+    assert summary["spectra_written"] == 8
+    for s in sdir.read_samples(out):
+        assert s.positions.shape == (2, s.atomic_numbers.size, 3)
+        assert np.isfinite(s.positions).all()
+    with pytest.raises(SampleError, match="cannot resume .*sizes"):
+        run_sampling(workdir, out, **kw)  # the config's single size would mix two plans
+    with pytest.raises(SampleError, match="must lie in"):
+        ModelRunner(workdir, buckets=(0,))
+
+
 def test_cli_errors_are_one_line(tmp_path):
     proc = run_cli("irgeodiff_jax.sample", f"--workdir={tmp_path / 'nope'}", f"--out={tmp_path}")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("sample: error: ") and "no such workdir" in lines[-1]
     assert "Traceback" not in proc.stderr
+    proc = run_cli("irgeodiff_jax.sample", f"--out={tmp_path}", "--buckets=14,x")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "sample: error: --buckets=14,x: expected comma-separated integers"
+    )
 
 
 @pytest.mark.slow
