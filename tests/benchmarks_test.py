@@ -5,10 +5,19 @@ import json
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from absl import app
 
-from benchmarks import denoiser_profile, edge_stream, egnn_kernel, memorize, timing, train_step
+from benchmarks import (
+    buckets,
+    denoiser_profile,
+    edge_stream,
+    egnn_kernel,
+    memorize,
+    timing,
+    train_step,
+)
 from irgeodiff_jax.models import egnn
 
 TIMING_KEYS = {"median_s", "min_s", "max_s", "repeats"}
@@ -155,3 +164,39 @@ def test_train_step_benchmark_reports_the_contract_keys_against_a_baseline(capsy
         assert figures["device_peak_gib"] is None  # CPU
     assert result["baseline"]["package"] != result["package"]  # the baseline ran its own tree
     assert set(result["ratios"]) >= {"train_step_s", "denoiser_call_s", "peak_rss_gib"}
+
+
+def test_bucket_plans_follow_the_loader_and_the_sampler():
+    atoms = np.array([10, 11, 12, 17, 18, 19, 20, 25, 13, 21])
+    # Training: the loader's epoch-0 batches, one padded size each, part-filled ones dropped.
+    padded = buckets.train_plan(atoms, (29,), 2, steps=5)
+    assert [n for n, _ in padded] == [29] * 5
+    assert sorted(i for _, ix in padded for i in ix) == list(range(10))
+    bucketed = buckets.train_plan(atoms, (12, 20, 29), 2, steps=3)
+    for n, ix in bucketed:
+        assert len(ix) == 2 and atoms[ix].max() <= n
+        assert n == min(s for s in (12, 20, 29) if s >= atoms[ix].max())
+    with pytest.raises(SystemExit, match="batches, < 9 steps"):
+        buckets.train_plan(atoms, (12, 20, 29), 2, steps=9)
+    # Sampling: source order, every molecule once, part-filled batches kept.
+    plan = buckets.sample_plan(atoms, (12, 20, 29), 2, count=-1)
+    assert sorted(i for _, ix in plan for i in ix) == list(range(10))
+    assert all(atoms[ix].max() <= n for n, ix in plan)
+    assert sum(len(ix) for _, ix in buckets.sample_plan(atoms, (29,), 4, count=7)) == 7
+    assert buckets.first_of_each_size([(12, "a"), (20, "b"), (12, "c")]) == {12: "a", 20: "b"}
+    with pytest.raises(SystemExit):
+        buckets.parse_args(["--buckets=12,x"])
+
+
+@pytest.mark.slow
+def test_buckets_benchmark_times_both_runs_on_real_molecules(capsys):
+    result = buckets.main(["--config=configs/test.py", "--batch=2", "--buckets=18",
+                           "--train_steps=2", "--fast_steps=2", "--sample_spectra=5"])  # fmt: skip
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == result
+    assert result["padded"]["sizes"] == [29] and result["bucketed"]["sizes"] == [18, 29]
+    for run in ("padded", "bucketed"):
+        assert result[run]["train_molecules"] == 4 and result[run]["sample_molecules"] == 5
+        assert result[run]["train_s"] > 0 and result[run]["sample_s"] > 0
+    assert set(result["padded"]["train_batches_per_size"]) == {"29"}
+    assert {"train_29", "sample_29"} <= set(result["compile_s"])
+    assert result["train_ratio"] > 0 and result["sample_ratio"] > 0
