@@ -5,15 +5,18 @@ Command (runs the three stages on the embedded QM9-IR subset)::
     python -m irgeodiff_jax.train --config=configs/cpu_small.py:stage=all --workdir=/tmp/w_cpu_small
 
 The model shipped in the package (``irgeodiff_jax/pretrained``, its README has the command)
-is this config with step budgets 1,000 / 3,000 / 10,000 (classifier / autoencoder / diffusion).
+is this config with step budgets 1,000 / 3,000 / 10,000 (classifier / autoencoder / diffusion),
+trained before the size buckets (``--config.data.buckets='()'`` reproduces it).
 
 Same modules and losses as ``configs/qm9s.py``; only sizes differ: Transformer width 64, 4 heads,
 FF 128, 2 layers everywhere (τθ encoder/decoder, atom and edge cross-attention); EGNN width 32
 with 4 decoder blocks (1 encoder block as in the paper), denoiser width 64 with 4 blocks;
 float-patch spectrum embedding; dropout 0.1 (none in the denoiser); global batches 32 / 16 / 16;
 warm-up 200 steps (Noam decay, constant rate 1e-3 for the diffusion); EMA 0.99; "rbg" PRNG
-(compiles dropout faster on CPU); one padded size (N = 29: every bucket costs a compile); and
-the diffusion recipe of ``recovery_recipe`` below.
+(compiles dropout faster on CPU); size buckets ``QM9_BUCKETS`` (14, 16, 18, 20, 23 and 29 atoms:
+a batch is padded to the smallest that holds its molecules, one compilation each; a diffusion
+step on real molecules then costs about half the all-padded-to-29 step, ``benchmarks/buckets.py``);
+and the diffusion recipe of ``recovery_recipe`` below.
 
 Measured in that run (embedded QM9-IR subset, 1,890 training molecules; 2 CPU cores, other
 light jobs alongside; the trainer's ``train/steps_per_sec`` averaged over each stage, evaluation
@@ -27,6 +30,7 @@ and checkpoints included): classifier 16.1 steps/s, autoencoder 8.6 steps/s, dif
 import ml_collections
 
 from configs import common, recipe
+from irgeodiff_jax.data.settings import QM9_BUCKETS
 
 WIDTH, HEADS, FF, LAYERS = 64, 4, 128, 2
 EGNN_HIDDEN, EGNN_LAYERS = 32, 4
@@ -63,6 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.seed = 0
     config.data = common.data_config()
     recipe.add_data_source(config.data, "embedded")
+    config.data.buckets = QM9_BUCKETS
     config.model = model_config()
     recipe.add_training_sections(config, args.stage)
     for stage, batch in zip(recipe.STAGES, (32, 16, 8), strict=True):

@@ -117,9 +117,19 @@ def stage_seed(config, stage: str) -> int:
     return int(config.seed) * 1000 + step.STAGES.index(stage)
 
 
+def stage_data(config, stage: str):
+    """``config.data`` for ``stage``: the classifier reads no atoms, so its batches keep one
+    padded size (size buckets would only add compilations)."""
+    if stage != "classifier" or not config.data.get("buckets", ()):
+        return config.data
+    data = config.data.copy_and_resolve_references()
+    data.buckets = ()
+    return data
+
+
 def setup_data(config, stage: str, local_batch: int) -> input_pipeline.BatchIterator:
     return input_pipeline.make_batch_iterator(
-        config.data,
+        stage_data(config, stage),
         "train",
         batch_size=local_batch,
         seed=stage_seed(config, stage),
@@ -259,7 +269,7 @@ def evaluate(run: _Run, params) -> dict[str, float]:
     """Validation metrics of ``params`` (EMA) over ``num_eval_batches`` (None: the split)."""
     try:
         it = input_pipeline.make_batch_iterator(
-            run.config.data, "validation", batch_size=run.local_batch, seed=0,
+            stage_data(run.config, run.stage), "validation", batch_size=run.local_batch, seed=0,
             process_index=jax.process_index(), process_count=jax.process_count(),
             shuffle=False, drop_remainder=False, num_epochs=1,
         )  # fmt: skip

@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+from configs import cpu_small
 from configs import test as test_config
 from data_pipeline.embedded import EmbeddedDataError
 from irgeodiff_jax.data.sources import SourceError
@@ -183,3 +184,12 @@ def test_train_and_evaluate_all_stages_then_rerun_resumes(emb, tmp_path, caplog)
         again = trainer.train_and_evaluate(config, workdir)
     assert all(r.final_step == 6 for r in again.values())
     assert "already complete" in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_only_the_classifier_stage_ignores_size_buckets():
+    config = cpu_small.get_config("stage=all")
+    assert tuple(config.data.buckets) == (14, 16, 18, 20, 23)
+    assert tuple(trainer.stage_data(config, "classifier").buckets) == ()
+    assert tuple(config.data.buckets) == (14, 16, 18, 20, 23)  # the config itself is unchanged
+    for stage in ("autoencoder", "diffusion"):
+        assert trainer.stage_data(config, stage) is config.data
