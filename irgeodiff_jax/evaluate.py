@@ -3,10 +3,10 @@ r"""Score a samples directory and write the evaluation reports.
     python -m irgeodiff_jax.evaluate --samples=DIR --out=DIR2 [--oracle=none|xtb] \
         [--oracle_spectra=M] [--workers=W] [--timeout_s=T] [--ks=1,5,10,20,30,40,50] [--verbose]
 
-Every sample of every completed chunk in DIR (see ``sampling/samples_dir.py``) is scored in
-a pool of worker processes; with ``--oracle=xtb`` the stable samples of the first M spectra also
-get the GFN2-xTB oracle (SIS, SIS*). Results are appended to ``DIR2/per_sample.jsonl`` as they
-arrive, so a re-run only scores what is new (``evaluation/scoring.py``). Writes
+Every sample of every completed chunk in DIR (see ``sampling/samples_dir.py``) is scored in a
+pool of worker processes; with ``--oracle=xtb`` the stable samples of the M spectra of smallest
+id also get the GFN2-xTB oracle (SIS, SIS*). Results are appended to ``DIR2/per_sample.jsonl``
+as they arrive, so a re-run only scores what is new (``evaluation/scoring.py``). Writes
 ``metrics.json``, ``per_spectrum.csv`` and the plots to DIR2 (``evaluation/report.py``) and
 prints the metrics table. Bad flags or inputs give a one-line ``evaluate: error: ...`` and exit
 status 2.
@@ -23,7 +23,7 @@ _SAMPLES = flags.DEFINE_string("samples", None, "Samples directory written by sa
 _OUT = flags.DEFINE_string("out", None, "Output directory for the reports.")
 _ORACLE = flags.DEFINE_enum("oracle", "none", ["none", "xtb"], "Spectral oracle for SIS.")
 _ORACLE_SPECTRA = flags.DEFINE_integer(
-    "oracle_spectra", -1, "Oracle on the first M spectra (<0: all)."
+    "oracle_spectra", -1, "Oracle on the M spectra of smallest id (<0: all)."
 )
 _WORKERS = flags.DEFINE_integer("workers", max(1, (os.cpu_count() or 2) - 1), "Worker processes.")
 _TIMEOUT = flags.DEFINE_float("timeout_s", 600.0, "Hard time limit per sample (s).")

@@ -1,12 +1,13 @@
 """Scoring a samples directory: every sample in a worker pool, then every report.
 
-Every sample of every completed chunk (see ``sampling/samples_dir.py``) is scored in a pool
-of worker processes (``chem/worker.py`` running ``chem/score_job.py``): bond assignment,
-identity, sim_g, validity, stability; with ``oracle="xtb"`` the stable samples of the first M
-spectra (directory order; all when M < 0) also get the GFN2-xTB oracle (SIS, SIS*). Each result
-is appended to ``per_sample.jsonl`` (``evaluation/results.py``) as soon as it arrives; a re-run
-skips the samples already there (so it only scores chunks written since, e.g. while ``sample``
-runs) and re-scores with the oracle the samples that lack it when it is now requested.
+Every sample of every completed chunk (see ``sampling/samples_dir.py``) is scored in a pool of
+worker processes (``chem/worker.py`` running ``chem/score_job.py``): bond assignment, identity,
+sim_g, validity, stability; with ``oracle="xtb"`` the stable samples of the M spectra of
+smallest id (all when M < 0; the same spectra however sampling batched them) also get the
+GFN2-xTB oracle (SIS, SIS*). Each result is appended to ``per_sample.jsonl``
+(``evaluation/results.py``) as soon as it arrives; a re-run skips the samples already there (so
+it only scores chunks written since, e.g. while ``sample`` runs) and re-scores with the oracle
+the samples that lack it when it is now requested.
 ``run_evaluation`` then writes the reports (``evaluation/report.py``).
 """
 
@@ -52,6 +53,13 @@ def _jobs(samples_dir, manifest, done, oracle_ids, settings):
             )
 
 
+def choose_oracle_spectra(ids, count: int) -> set[int]:
+    """The ``count`` smallest spectrum ids (all when < 0): the same spectra however the
+    sampler batched and ordered them (size buckets write chunks in another order)."""
+    ids = sorted(int(i) for i in ids)
+    return set(ids if count < 0 else ids[:count])
+
+
 def score_directory(
     samples_dir,
     out_dir,
@@ -65,10 +73,9 @@ def score_directory(
 ) -> int:
     """Scores the samples not yet in ``per_sample.jsonl``; returns how many were scored."""
     manifest = sdir.read_manifest(samples_dir)
-    ids = list(spectrum_index(samples_dir))
     oracle_ids = set()
     if oracle == "xtb":
-        oracle_ids = set(ids if oracle_spectra < 0 else ids[:oracle_spectra])
+        oracle_ids = choose_oracle_spectra(spectrum_index(samples_dir), oracle_spectra)
     settings = score_job.OracleSettings(
         fwhm_cm1=fwhm_cm1, frequency_scale=frequency_scale, timeout_s=0.8 * timeout_s
     )

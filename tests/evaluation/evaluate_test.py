@@ -143,3 +143,9 @@ def test_evaluate_with_xtb_oracle_on_water_and_methane(tmp_path):
     # methane's first sample is the radical: re-ranking by SIS puts the exact one first
     assert m["unranked_top1"] == 0.5 and m["reranked_top1"] == 1.0
     assert m["acc_top1"] == 0.5 and m["mol_acc"] == 1.0 and m["stability"] == 0.75
+
+
+def test_oracle_spectra_are_the_smallest_ids_in_any_directory_order():
+    assert scoring.choose_oracle_spectra([5, 3, 9, 1], 2) == {1, 3}
+    assert scoring.choose_oracle_spectra([5, 3, 9, 1], -1) == {1, 3, 5, 9}
+    assert scoring.choose_oracle_spectra([5, 3], 10) == {3, 5}
