@@ -40,7 +40,7 @@ _K = flags.DEFINE_integer("samples_per_spectrum", 10, "samples per spectrum")
 _SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 100, "steps of the fast (strided) sampler")
 _ORACLE_SPECTRA = flags.DEFINE_integer("oracle_spectra", 50, "spectra scored with xTB (0: none)")
 _BUCKETS = flags.DEFINE_string(
-    "buckets", ",".join(map(str, QM9_BUCKETS)), "padded sizes the sampler uses (empty: max_atoms)"
+    "buckets", ",".join(map(str, QM9_BUCKETS)), "sampler's padded sizes (empty: the config's)"
 )
 _CONFIG = flags.DEFINE_string("config", "configs/cpu_small.py", "training config file")
 

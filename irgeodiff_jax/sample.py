@@ -6,15 +6,15 @@ r"""Sample k geometries per spectrum of a dataset split with a trained model.
 
 Restores the EMA parameters of the training workdir W (without ``--workdir``: the model shipped
 with the package, ``irgeodiff_jax/pretrained/``, whose data settings name the embedded subset)
-and samples the first M molecules of the
-split, B spectra per jitted batch, one chunk per batch in DIR (``sampling/dataset.py``; the
-format is ``sampling/samples_dir.py``). Prints a JSON summary. Re-running the same command
-resumes: it skips the spectra of every completed chunk and writes the same arrays as an
-uninterrupted run. ``--buckets`` pads each batch only to the smallest of these sizes (and
-``max_atoms``) that holds its molecules, instead of the model config's ``data.buckets``: the
-same distribution of samples (the networks are invariant to padding), at a cost that grows with
-the real atoms (``benchmarks/buckets.py``). Bad flags or inputs give a one-line
-``sample: error: ...`` and exit status 2.
+and samples the first M molecules of the split, B spectra per jitted batch, one chunk per batch
+in DIR (``sampling/dataset.py``; the format is ``sampling/samples_dir.py``). Prints a JSON
+summary. Re-running the same command resumes: it skips the spectra of every completed chunk and
+writes the same arrays as an uninterrupted run. ``--buckets`` pads each batch only to the
+smallest of these sizes (and ``max_atoms``) that holds its molecules, instead of the model
+config's ``data.buckets`` (``--buckets=``: every batch padded to ``max_atoms``): the same
+samples up to float rounding (``ModelRunner``), at a cost that grows with the real atoms
+(``benchmarks/buckets.py``). Bad flags or inputs give a one-line ``sample: error: ...`` and exit
+status 2.
 """
 
 import json

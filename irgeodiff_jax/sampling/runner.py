@@ -41,8 +41,9 @@ class ModelRunner:
         """``workdir``: a training workdir; None: the model shipped in the package.
 
         ``buckets``: padded sizes below ``max_atoms`` to sample at (None: the config's
-        ``data.buckets``). The networks are invariant to padding, so any sizes give the same
-        distribution of samples (not the same draws); smaller sizes cost less.
+        ``data.buckets``). The networks are invariant to padding and the noise of the real atoms
+        does not depend on the padded size, so any sizes give the same samples up to float
+        rounding; smaller sizes cost less.
         """
         if workdir is None:
             workdir = shipped.SHIPPED_DIR
