@@ -201,9 +201,11 @@ def test_diffusion_trains_and_evaluates_in_size_buckets(emb, tmp_path):
 
 
 def test_only_the_classifier_stage_ignores_size_buckets():
+    from irgeodiff_jax.data.settings import QM9_BUCKETS
+
     config = cpu_small.get_config("stage=all")
-    assert tuple(config.data.buckets) == (14, 16, 18, 20, 23)
+    assert tuple(config.data.buckets) == QM9_BUCKETS
     assert tuple(trainer.stage_data(config, "classifier").buckets) == ()
-    assert tuple(config.data.buckets) == (14, 16, 18, 20, 23)  # the config itself is unchanged
+    assert tuple(config.data.buckets) == QM9_BUCKETS  # the config itself is unchanged
     for stage in ("autoencoder", "diffusion"):
         assert trainer.stage_data(config, stage) is config.data
