@@ -115,8 +115,20 @@ def test_memorize_subset_uses_the_same_molecules_in_every_split(tmp_path):
         splits = json.load(f)["splits"]
     assert len(splits["train"]) == 8 and splits["validation"] == splits["test"] == splits["train"]
     assert memorize.budget_flags(["1", "2", "3"])[2] == "--config.training.diffusion.num_steps=3"
+    counts = memorize.subset_atom_counts(out)
+    assert len(counts) == 8 and all(5 <= c <= 29 for c in counts)
     with pytest.raises(app.UsageError, match="three budgets"):
         memorize.budget_flags(["1", "2"])
+
+
+def test_memorize_pads_only_as_far_as_the_subset_needs():
+    atoms = [9] * 10 + [13] * 15 + [14] * 10 + [16] * 20 + [21] * 9  # 64 molecules, median 14
+    assert memorize.padding_flags(atoms) == [
+        "--config.data.max_atoms=21", "--config.data.buckets=(14,)"
+    ]  # fmt: skip
+    # A bucket one side of which could never fill a batch of 16 is left out.
+    assert memorize.padding_flags([10] * 20 + [12] * 10)[1] == "--config.data.buckets=()"
+    assert memorize.padding_flags([12] * 40)[1] == "--config.data.buckets=()"
 
 
 def test_denoiser_profile_parts_and_padding(capsys):
