@@ -28,6 +28,7 @@ The last line of stdout is one JSON object.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import time
@@ -41,7 +42,7 @@ from irgeodiff_jax.data import features, input_pipeline, sources
 from irgeodiff_jax.data.settings import QM9_BUCKETS, DataSettings, bucket_sizes
 from irgeodiff_jax.diffusion import schedules
 from irgeodiff_jax.models import factory
-from irgeodiff_jax.sampling import generate
+from irgeodiff_jax.sampling import generate, runner
 from irgeodiff_jax.training import sharding, step
 
 
@@ -79,21 +80,17 @@ def train_plan(num_atoms, sizes, batch: int, steps: int) -> list[tuple[int, list
 def sample_plan(num_atoms, sizes, batch: int, count: int) -> list[tuple[int, list[int]]]:
     """The sampler's batches of the first ``count`` molecules (source order, none dropped)."""
     n = len(num_atoms) if count < 0 else min(count, len(num_atoms))
-    bucket_of = input_pipeline.assign_buckets(np.asarray(num_atoms)[:n], sizes, lambda i: i)
-    plan = input_pipeline.global_batches(np.arange(n), bucket_of, batch, drop_remainder=False)
-    return [(sizes[b], [int(i) for i in ix]) for b, ix in plan]
+    return runner.size_batches(np.asarray(num_atoms)[:n], sizes, batch, lambda i: i)
 
 
 def featurized(source, plan, batch: int, settings: DataSettings) -> list:
-    """``types.Batch`` per planned batch, part-filled ones padded with empty rows."""
-    kw, first = settings.featurize_kwargs(), source[0]
+    """``types.Batch`` per planned batch; a part-filled one is padded with copies of its first
+    row, as the sampler pads (``sampling/dataset.py``)."""
     out = []
     for n, indices in plan:
-        rows = [features.featurize(source[i], max_atoms=n, **kw) for i in indices]
-        empty = features.empty_row(n, spectrum_points=len(first["spectrum"]),
-                                   formula_len=rows[0]["formula_tokens"].size,
-                                   num_fg=rows[0]["fg_labels"].size)  # fmt: skip
-        out.append(features.collate(rows + [empty] * (batch - len(rows))))
+        rows = [features.featurize(source[i], max_atoms=n, **settings.featurize_kwargs())
+                for i in indices]  # fmt: skip
+        out.append(features.collate(rows + [rows[0]] * (batch - len(rows))))
     return out
 
 
@@ -108,7 +105,10 @@ def first_of_each_size(pairs: list) -> dict:
 def measure(args: argparse.Namespace) -> dict:
     config = train_step.load_config(args.config, "float32", 29, args.override)
     settings = DataSettings.from_config(config.data)
-    runs = {"padded": (settings.max_atoms,), "bucketed": bucket_sizes(args.buckets, 29)}
+    runs = {
+        "padded": (settings.max_atoms,),
+        "bucketed": bucket_sizes(args.buckets, settings.max_atoms),
+    }
     train_src = sources.get_source(config.data, args.split)
     sample_src = sources.get_source(config.data, args.sample_split)
 
@@ -139,7 +139,7 @@ def measure(args: argparse.Namespace) -> dict:
             (n, generate.GenerateInputs(
                 spectrum_tokens=b.spectrum_tokens, formula_tokens=b.formula_tokens,
                 atom_types=b.atom_types, atom_mask=b.atom_mask,
-                keys=generate.spectrum_keys(0, np.maximum(b.id, 0))))
+                keys=generate.spectrum_keys(0, b.id)))
             for (n, _), b in zip(splan, featurized(sample_src, splan, args.batch, settings),
                                  strict=True)
         ]  # fmt: skip
@@ -190,10 +190,7 @@ def measure(args: argparse.Namespace) -> dict:
 
 
 def _count_sizes(plan) -> dict:
-    counts = {}
-    for n, _ in plan:
-        counts[str(n)] = counts.get(str(n), 0) + 1
-    return counts
+    return {str(n): c for n, c in collections.Counter(n for n, _ in plan).items()}
 
 
 def main(argv=None) -> dict:

@@ -113,8 +113,14 @@ def plan_batches(source, runner: ModelRunner, *, num_spectra: int, batch_size: i
     skip = {int(i) for i in skip_ids}
     todo = [i for i in range(count) if int(source[i]["id"]) not in skip]
     num_atoms = np.asarray(source.num_atoms())[todo]
-    bucket_of = input_pipeline.assign_buckets(
-        num_atoms, runner.sizes, lambda j: int(source[todo[j]]["id"])
-    )
-    plan = input_pipeline.global_batches(np.arange(len(todo)), bucket_of, batch_size, False)
-    return [(runner.sizes[b], [todo[j] for j in local]) for b, local in plan]
+    plan = size_batches(num_atoms, runner.sizes, batch_size, lambda j: int(source[todo[j]]["id"]))
+    return [(n, [todo[j] for j in local]) for n, local in plan]
+
+
+def size_batches(num_atoms, sizes, batch_size: int, id_of) -> list[tuple[int, list[int]]]:
+    """Positions ``0..len(num_atoms)-1`` in order, grouped by size bucket into batches of at
+    most ``batch_size`` (none dropped), as ``(padded size N, [positions])``; ``id_of(position)``
+    names a molecule too large for every size."""
+    bucket_of = input_pipeline.assign_buckets(np.asarray(num_atoms), sizes, id_of)
+    plan = input_pipeline.global_batches(np.arange(len(bucket_of)), bucket_of, batch_size, False)
+    return [(sizes[b], [int(j) for j in local]) for b, local in plan]
