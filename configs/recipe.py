@@ -135,7 +135,10 @@ def diffusion() -> ml_collections.ConfigDict:
     ``normalize_latents`` (divide the latent by the std of ``mu_x``, estimated on
     ``latent_scale_batches`` training batches when the diffusion stage starts), ``fixed_latents``
     (freeze the atom embedding in the diffusion stage and take the latent target without
-    dropout, so each molecule's latent is fixed; see ``training/losses.py``).
+    dropout, so each molecule's latent is fixed; see ``training/losses.py``),
+    ``frozen_autoencoder`` (fixed latents, and the whole autoencoder frozen: the denoiser reads
+    the dropout-free atom features and the decoder's reconstruction term leaves the loss, so a
+    step runs no backward pass through the autoencoder; ``recon`` is still reported).
     """
     return ml_collections.ConfigDict(
         {
@@ -148,6 +151,7 @@ def diffusion() -> ml_collections.ConfigDict:
             "normalize_latents": False,
             "latent_scale_batches": 32,
             "fixed_latents": False,
+            "frozen_autoencoder": False,
         }
     )
 

@@ -29,16 +29,21 @@ def loss_settings(config) -> dict:
     x0-equivalent weight is ``min(SNR, γ)``, as in min-SNR-γ), ``fixed_latents`` (the
     diffusion target ``z_x`` comes from the dropout-free atom embedding, which the stage then
     keeps frozen: every molecule's latent stays fixed while the denoiser learns it; off = the
-    paper, where ``z_h`` trains with dropout and the latent target moves with it).
+    paper, where ``z_h`` trains with dropout and the latent target moves with it),
+    ``frozen_autoencoder`` (fixed latents, the denoiser reads the dropout-free ``z_h`` without
+    gradient, and ``recon`` is reported but left out of the loss: the trainer freezes the whole
+    autoencoder, so a step has no backward pass through it).
     """
     loss = config.get("loss", {})
     diffusion = config.get("diffusion", {})
+    frozen = bool(diffusion.get("frozen_autoencoder", False))
     return {
         "kl_weight": float(loss.get("kl_weight", autoencoder_lib.KL_WEIGHT)),
         "latent_noise": float(loss.get("latent_noise", 0.0)),
         "timestep_power": float(diffusion.get("timestep_power", 1.0)),
         "min_snr_gamma": float(diffusion.get("min_snr_gamma", 0.0)),
-        "fixed_latents": bool(diffusion.get("fixed_latents", False)),
+        "fixed_latents": bool(diffusion.get("fixed_latents", False) or frozen),
+        "frozen_autoencoder": frozen,
     }
 
 
@@ -119,11 +124,14 @@ def diffusion_terms(chain, params, batch, rng, settings, *, deterministic) -> di
     enc = jax.lax.stop_gradient(
         chain.encode_spectrum(params, batch["spectrum_tokens"], batch["formula_tokens"])
     )
+    frozen = settings["frozen_autoencoder"]
     z_h = chain.embed_atoms(params, batch["atom_types"], mask, enc,
-                            deterministic=deterministic, rng=k_h)  # fmt: skip
+                            deterministic=deterministic or frozen, rng=k_h)  # fmt: skip
+    if frozen:
+        z_h = jax.lax.stop_gradient(z_h)
     # The latent target: with fixed latents, from the dropout-free (and frozen) atom embedding.
-    # (When ``deterministic``, ``z_h`` already is that embedding.)
-    if settings["fixed_latents"] and not deterministic:
+    # (When ``deterministic`` or the autoencoder is frozen, ``z_h`` already is that embedding.)
+    if settings["fixed_latents"] and not (deterministic or frozen):
         z_h_latent = chain.embed_atoms(params, batch["atom_types"], mask, enc)
     else:
         z_h_latent = z_h
@@ -142,6 +150,8 @@ def diffusion_terms(chain, params, batch, rng, settings, *, deterministic) -> di
     mu_dec = _latent_noise(k_n, z_x * chain.latent_scale(params), mask,
                            settings["latent_noise"], deterministic=deterministic)  # fmt: skip
     x_rec = chain.decode_mean(params, mu_dec, z_h, mask)
+    if frozen:  # reported, not trained: no gradient flows back through the decoder
+        x_rec = jax.lax.stop_gradient(x_rec)
     return {
         "ldm": weight * gaussian.ldm_loss(target, out, mask),
         "recon": _recon(x_rec, x, mask),
@@ -172,6 +182,8 @@ def total_loss(stage: str, terms: dict, settings: dict) -> jax.Array:
         return terms["cls"]
     if stage == "autoencoder":
         return terms["recon"] + settings["kl_weight"] * terms["kl_x"] + terms["cls"]
+    if settings["frozen_autoencoder"]:
+        return terms["ldm"]
     return terms["ldm"] + terms["recon"]
 
 

@@ -7,8 +7,9 @@ stage          params                            loss (each term is also a metri
 =============  ================================  =========================================
 classifier     classifier (τθ)                   ``cls`` = mean BCE-with-logits (eq. 6)
 autoencoder    classifier, autoencoder           ``recon + 0.01·kl_x + cls`` (τθ fine-tuned)
-diffusion      classifier (frozen), autoencoder  ``ldm + recon``
-               (encoder EGNN frozen), denoiser
+diffusion      classifier (frozen), autoencoder  ``ldm + recon`` (``ldm`` alone with
+               (encoder EGNN frozen), denoiser   ``diffusion.frozen_autoencoder``, which
+                                                 freezes the whole autoencoder)
 =============  ================================  =========================================
 
 Diffusion stage: the spectral encoding comes from the frozen τθ without dropout and without
@@ -86,18 +87,33 @@ def device_batch(batch) -> dict:
 
 
 # With ``diffusion.fixed_latents`` the diffusion stage also freezes the atom embedding, so the
-# latent of every molecule stays the same throughout diffusion training.
+# latent of every molecule stays the same throughout diffusion training; with
+# ``diffusion.frozen_autoencoder`` it freezes the whole autoencoder.
 ATOM_EMBEDDING_PREFIXES = ("autoencoder/atom_embedding/", "autoencoder/atom_cross_attention/")
+AUTOENCODER_PREFIXES = ("autoencoder/",)
+
+
+def _diffusion_flag(config, name: str) -> bool:
+    return bool(config is not None and config.get("diffusion", {}).get(name, False))
 
 
 def fixed_latents(config) -> bool:
-    return bool(config is not None and config.get("diffusion", {}).get("fixed_latents", False))
+    """Latent targets fixed (``diffusion.fixed_latents``, implied by ``frozen_autoencoder``)."""
+    return _diffusion_flag(config, "fixed_latents") or frozen_autoencoder(config)
+
+
+def frozen_autoencoder(config) -> bool:
+    return _diffusion_flag(config, "frozen_autoencoder")
 
 
 def frozen_prefixes(stage: str, config=None) -> tuple[str, ...]:
     """Parameter path prefixes that ``stage`` holds but must not change under ``config``."""
-    extra = ATOM_EMBEDDING_PREFIXES if stage == "diffusion" and fixed_latents(config) else ()
-    return FROZEN_PREFIXES[check_stage(stage)] + extra
+    extra = ()
+    if check_stage(stage) == "diffusion" and frozen_autoencoder(config):
+        extra = AUTOENCODER_PREFIXES
+    elif stage == "diffusion" and fixed_latents(config):
+        extra = ATOM_EMBEDDING_PREFIXES
+    return FROZEN_PREFIXES[stage] + extra
 
 
 def is_trainable(stage: str, config=None) -> Callable[[str], bool]:

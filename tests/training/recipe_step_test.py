@@ -39,3 +39,25 @@ def test_diffusion_step_with_recipe_options():
     assert sum(float(sums[f"count_band_{k}"]) for k in range(5)) == out["count"] == 8
     assert any(k.startswith("eps_mse/logsnr") for k in out) and out["latent_std"] > 0
     assert all(re.fullmatch(r"[A-Za-z0-9_./-]+", k) for k in out), out  # TensorBoard-legal tags
+
+
+def test_frozen_autoencoder_trains_only_the_denoiser():
+    config = step_config("diffusion")
+    config.diffusion.update(target="v", frozen_autoencoder=True)
+    assert step.fixed_latents(config)  # implied
+    models = factory.create_models(config)
+    params = jax.jit(lambda k: factory.init_params(models, config, k))(jax.random.key(0))
+    state = step.create_train_state(models, config, "diffusion", params)
+    batch = synthetic_batch(3)
+    train = jax.jit(step.make_train_step(models, config, "diffusion"))
+    new, metrics = train.lower(state, batch, jax.random.key(1)).compile(FAST_COMPILE)(
+        state, batch, jax.random.key(1)
+    )
+    metrics = jax.device_get(metrics)
+    assert float(metrics["recon"]) > 0  # still reported
+    np.testing.assert_allclose(metrics["loss"], metrics["ldm"], rtol=1e-6)  # but not trained
+    before, after = flat_params(state.params), flat_params(new.params)
+    for k in after:
+        if k.startswith(("autoencoder/", "classifier/")):
+            np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+    assert any(not np.array_equal(after[k], before[k]) for k in after if k.startswith("denoiser/"))
