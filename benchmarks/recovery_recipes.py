@@ -1,11 +1,12 @@
 """Learning recipes side by side: validity and accuracy on validation spectra vs training time.
 
-    python -m benchmarks.recovery_recipes --workdir=/tmp/recipes --recipes=paper,unit,unit_low
+    python -m benchmarks.recovery_recipes --workdir=/tmp/recipes --recipes=paper,cpu_small,frozen_ae
 
-Every recipe trains ``configs/cpu_small.py`` on the embedded training split with the same step
-budgets (``--steps``: classifier, autoencoder, diffusion), so the same time up to the per-step
-cost, which the table reports. Recipes that share their classifier/autoencoder settings share
-those stages (trained once, copied). During the diffusion stage the sample check
+Every recipe (``RECIPES``: overrides of ``configs/cpu_small.py``, whose default is the recipe
+that made memorisation work; ``paper`` undoes it) trains on the embedded training split with
+the same step budgets (``--steps``: classifier, autoencoder, diffusion), so the same time up to
+the per-step cost, which the table reports. Recipes that share their classifier/autoencoder
+settings share those stages (trained once, copied). During the diffusion stage the sample check
 (``training.sample_check``) samples ``--check_spectra`` VALIDATION spectra × ``--check_samples``
 every ``--check_every`` steps and scores them in the side process; the table lists validity and
 molecular accuracy at each check against the diffusion training time. The test split is never
@@ -22,23 +23,13 @@ import shutil
 from absl import app, flags
 
 from benchmarks.memorize import budget_flags, run
+from benchmarks.recipes import RECIPES
 from irgeodiff_jax.training import metrics
 
-# name -> (autoencoder-stage overrides, diffusion-stage overrides)
-RECIPES = {
-    "paper": ((), ()),
-    "unit": ((), ("diffusion.normalize_latents=True",)),
-    "unit_low": ((), ("diffusion.normalize_latents=True", "diffusion.timestep_power=2.0")),
-    "unit_low_noisy_ae": (
-        ("loss.latent_noise=0.03",),
-        ("diffusion.normalize_latents=True", "diffusion.timestep_power=2.0"),
-    ),
-    "unit_v": ((), ("diffusion.normalize_latents=True", "diffusion.target=v")),
-    "unit_minsnr": ((), ("diffusion.normalize_latents=True", "diffusion.min_snr_gamma=5.0")),
-}
-
 _WORKDIR = flags.DEFINE_string("workdir", "runs/recipes", "output directory")
-_RECIPES = flags.DEFINE_list("recipes", ["paper", "unit", "unit_low"], f"of {sorted(RECIPES)}")
+_RECIPES = flags.DEFINE_list(
+    "recipes", ["paper", "cpu_small", "frozen_ae", "frozen_ae_lr2e-3"], f"of {sorted(RECIPES)}"
+)
 _STEPS = flags.DEFINE_list("steps", ["600", "1500", "3000"], "classifier,autoencoder,diffusion")
 _EVERY = flags.DEFINE_integer("check_every", 500, "diffusion steps between sample checks")
 _SPECTRA = flags.DEFINE_integer("check_spectra", 32, "validation spectra per check")

@@ -15,9 +15,11 @@ from benchmarks import (
     edge_stream,
     egnn_kernel,
     memorize,
+    recipes,
     timing,
     train_step,
 )
+from configs import cpu_small
 from irgeodiff_jax.models import egnn
 
 TIMING_KEYS = {"median_s", "min_s", "max_s", "repeats"}
@@ -129,6 +131,28 @@ def test_memorize_pads_only_as_far_as_the_subset_needs():
     # A bucket one side of which could never fill a batch of 16 is left out.
     assert memorize.padding_flags([10] * 20 + [12] * 10)[1] == "--config.data.buckets=()"
     assert memorize.padding_flags([12] * 40)[1] == "--config.data.buckets=()"
+
+
+def test_recovery_recipes_override_existing_fields_and_paper_undoes_cpu_small():
+    config = cpu_small.get_config()
+    for name, (ae, diffusion) in recipes.RECIPES.items():
+        for item in (*ae, *diffusion):
+            path, value = item.split("=", 1)
+            *parents, leaf = path.split(".")
+            node = config
+            for part in parents:
+                node = node[part]
+            assert leaf in node, (name, item)
+            # The override parses as the field's type (a typo in a value fails here, not after
+            # an hour of training).
+            kind = type(node[leaf])
+            if kind is bool:
+                assert value in ("True", "False"), (name, item)
+            else:
+                kind(value)
+    paper = dict(o.split("=", 1) for o in recipes.PAPER_DIFFUSION)
+    assert paper["diffusion.target"] == "eps" and config.diffusion.target == "v"
+    assert paper["model.denoiser.hidden_dim"] == "32" and config.model.denoiser.hidden_dim == 64
 
 
 def test_denoiser_profile_parts_and_padding(capsys):
