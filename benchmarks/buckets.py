@@ -15,8 +15,9 @@ is set), twice: all padded to ``max_atoms`` (29), and in the size buckets of ``-
   on, state donated, a new key per step). In the bucketed run consecutive steps change shape as
   they do in training.
 * Sampling: every batch of the sampler's plan for the first ``--sample_spectra`` molecules of
-  ``--sample_split`` (source order, part-filled batches padded: ``sampling.runner.plan_batches``
-  semantics), through the fast sampler with ``--fast_steps`` steps, one sample per spectrum.
+  ``--sample_split`` (``sampling.runner.size_batches``: in size-bucket order cut into full
+  batches, each padded for its largest molecule, the last one part-filled and padded as the
+  sampler pads), through the fast sampler with ``--fast_steps`` steps, one sample per spectrum.
 * Each padded size is compiled and run once before timing (``compile_s``: lowering and
   compilation of the step; first call of the sampler); the timed sequences then call compiled
   code only. ``*_s_per_molecule`` = wall time of a sequence / real molecules in it;
@@ -78,7 +79,7 @@ def train_plan(num_atoms, sizes, batch: int, steps: int) -> list[tuple[int, list
 
 
 def sample_plan(num_atoms, sizes, batch: int, count: int) -> list[tuple[int, list[int]]]:
-    """The sampler's batches of the first ``count`` molecules (source order, none dropped)."""
+    """The sampler's batches of the first ``count`` molecules (``runner.size_batches``)."""
     n = len(num_atoms) if count < 0 else min(count, len(num_atoms))
     return runner.size_batches(np.asarray(num_atoms)[:n], sizes, batch, lambda i: i)
 

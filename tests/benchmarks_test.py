@@ -214,10 +214,11 @@ def test_bucket_plans_follow_the_loader_and_the_sampler():
         assert n == min(s for s in (12, 20, 29) if s >= atoms[ix].max())
     with pytest.raises(SystemExit, match="batches, < 9 steps"):
         buckets.train_plan(atoms, (12, 20, 29), 2, steps=9)
-    # Sampling: source order, every molecule once, part-filled batches kept.
+    # Sampling: every molecule once, batches full but the last (runner.size_batches).
     plan = buckets.sample_plan(atoms, (12, 20, 29), 2, count=-1)
     assert sorted(i for _, ix in plan for i in ix) == list(range(10))
     assert all(atoms[ix].max() <= n for n, ix in plan)
+    assert [len(ix) for _, ix in plan] == [2] * 5
     assert sum(len(ix) for _, ix in buckets.sample_plan(atoms, (29,), 4, count=7)) == 7
     assert buckets.first_of_each_size([(12, "a"), (20, "b"), (12, "c")]) == {12: "a", 20: "b"}
     with pytest.raises(SystemExit):

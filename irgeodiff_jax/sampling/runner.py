@@ -101,11 +101,11 @@ class ModelRunner:
 def plan_batches(source, runner: ModelRunner, *, num_spectra: int, batch_size: int, skip_ids):
     """Batches of source indices still to sample, as ``(padded size N, [indices])``.
 
-    The first ``num_spectra`` molecules (all when < 0) in source order are grouped by size
-    bucket into batches of at most ``batch_size`` (``input_pipeline.global_batches`` without
-    dropping the remainder); molecules whose id is in ``skip_ids`` are left out first. Since
-    completed chunks are whole batches of their bucket, the remaining batches are the same as
-    those of an uninterrupted run.
+    The first ``num_spectra`` molecules (all when < 0) in source order are cut into batches
+    of at most ``batch_size`` in size-bucket order (``size_batches``); molecules whose id is in
+    ``skip_ids`` are left out first. Since chunks are written in plan order, the completed
+    ones are a prefix of the plan and the remaining batches are the same as those of an
+    uninterrupted run.
     """
     count = len(source) if num_spectra < 0 else min(num_spectra, len(source))
     if count == 0:
@@ -118,9 +118,17 @@ def plan_batches(source, runner: ModelRunner, *, num_spectra: int, batch_size: i
 
 
 def size_batches(num_atoms, sizes, batch_size: int, id_of) -> list[tuple[int, list[int]]]:
-    """Positions ``0..len(num_atoms)-1`` in order, grouped by size bucket into batches of at
-    most ``batch_size`` (none dropped), as ``(padded size N, [positions])``; ``id_of(position)``
-    names a molecule too large for every size."""
+    """Positions ``0..len(num_atoms)-1`` as batches of ``batch_size`` (none dropped), each
+    ``(padded size N, [positions])``; ``id_of(position)`` names a molecule too large for every
+    size.
+
+    Molecules are taken in size-bucket order (stable: source order within a bucket) and cut
+    into consecutive batches, each padded to the smallest size that holds its largest molecule.
+    So a bucket's last few molecules share a batch with the next bucket's first (padded a size
+    up) instead of filling a batch of their own, and only the final batch is part-filled.
+    Dropping a prefix of the plan (completed chunks) leaves the rest of the plan unchanged.
+    """
     bucket_of = input_pipeline.assign_buckets(np.asarray(num_atoms), sizes, id_of)
-    plan = input_pipeline.global_batches(np.arange(len(bucket_of)), bucket_of, batch_size, False)
-    return [(sizes[b], [int(j) for j in local]) for b, local in plan]
+    order = np.argsort(bucket_of, kind="stable")
+    chunks = (order[s : s + batch_size] for s in range(0, len(order), batch_size))
+    return [(sizes[int(bucket_of[c[-1]])], [int(j) for j in c]) for c in chunks]

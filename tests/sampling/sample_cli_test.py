@@ -78,6 +78,24 @@ def test_plan_batches_groups_by_bucket_and_skips(runner, trained_workdir):
     assert rest == plan[1:]
 
 
+def test_size_batches_fill_every_batch_but_the_last_across_buckets():
+    from irgeodiff_jax.sampling.runner import size_batches
+
+    atoms = [25, 9, 12, 18, 8, 15, 10]  # buckets of (10, 20, 29): 2, 0, 1, 1, 0, 1, 0
+    plan = size_batches(atoms, (10, 20, 29), 2, lambda j: j)
+    # bucket order, source order within a bucket; a batch is padded for its largest molecule
+    assert plan == [(10, [1, 4]), (20, [6, 2]), (20, [3, 5]), (29, [0])]
+    assert size_batches(atoms, (29,), 3, lambda j: j) == [
+        (29, [0, 1, 2]), (29, [3, 4, 5]), (29, [6])
+    ]  # fmt: skip
+    # Completed chunks are a prefix: planning what is left gives the rest of the plan.
+    left = [j for _, ix in plan[2:] for j in ix]
+    rest = size_batches([atoms[j] for j in left], (10, 20, 29), 2, lambda j: j)
+    assert [(n, [left[j] for j in ix]) for n, ix in rest] == plan[2:]
+    with pytest.raises(ValueError):
+        size_batches([30], (10, 29), 2, lambda j: j)
+
+
 def test_buckets_pad_each_batch_to_its_smallest_size(trained_workdir, tmp_path):
     from irgeodiff_jax.data import sources
 
