@@ -93,26 +93,23 @@ ATOM_EMBEDDING_PREFIXES = ("autoencoder/atom_embedding/", "autoencoder/atom_cros
 AUTOENCODER_PREFIXES = ("autoencoder/",)
 
 
-def _diffusion_flag(config, name: str) -> bool:
-    return bool(config is not None and config.get("diffusion", {}).get(name, False))
-
-
 def fixed_latents(config) -> bool:
     """Latent targets fixed (``diffusion.fixed_latents``, implied by ``frozen_autoencoder``)."""
-    return _diffusion_flag(config, "fixed_latents") or frozen_autoencoder(config)
+    return config is not None and losses.loss_settings(config)["fixed_latents"]
 
 
 def frozen_autoencoder(config) -> bool:
-    return _diffusion_flag(config, "frozen_autoencoder")
+    return config is not None and losses.loss_settings(config)["frozen_autoencoder"]
 
 
 def frozen_prefixes(stage: str, config=None) -> tuple[str, ...]:
     """Parameter path prefixes that ``stage`` holds but must not change under ``config``."""
     extra = ()
-    if check_stage(stage) == "diffusion" and frozen_autoencoder(config):
-        extra = AUTOENCODER_PREFIXES
-    elif stage == "diffusion" and fixed_latents(config):
-        extra = ATOM_EMBEDDING_PREFIXES
+    if check_stage(stage) == "diffusion":
+        if frozen_autoencoder(config):
+            extra = AUTOENCODER_PREFIXES
+        elif fixed_latents(config):
+            extra = ATOM_EMBEDDING_PREFIXES
     return FROZEN_PREFIXES[stage] + extra
 
 
