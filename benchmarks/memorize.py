@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
 from absl import app, flags
 
+from benchmarks.recipes import budget_flags, run
 from data_pipeline import embedded
 from irgeodiff_jax.data.embedded_subset import load_embedded
 from irgeodiff_jax.utils import atomic
@@ -39,8 +38,6 @@ _STEPS = flags.DEFINE_list(
     "steps", ["300", "1500", "21000"], "step budgets of classifier, autoencoder, diffusion"
 )
 _SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 100, "steps of the fast sampler")
-
-STAGES = ("classifier", "autoencoder", "diffusion")
 
 
 def make_subset(out_dir: str, num: int) -> str:
@@ -79,22 +76,6 @@ def subset_atom_counts(subset_dir: str) -> list[int]:
     ids = [int(i) for i in embedded.manifest(subset_dir)["splits"]["train"]]
     by_id = {int(m.id): m.atomic_numbers.size for m in load_embedded(subset_dir)}
     return [by_id[i] for i in ids]
-
-
-def budget_flags(steps: list[str]) -> list[str]:
-    """``--config.training.<stage>.num_steps=n`` for the three stages' budgets."""
-    if len(steps) != 3:
-        raise app.UsageError("--steps takes three budgets: classifier,autoencoder,diffusion")
-    return [f"--config.training.{s}.num_steps={int(n)}" for s, n in zip(STAGES, steps, strict=True)]
-
-
-def run(args: list[str]) -> float:
-    """Runs ``python -m args...`` (raising on failure); returns its wall time in seconds."""
-    cmd = [sys.executable, "-m", *args]
-    print("+", " ".join(cmd), flush=True)
-    t0 = time.time()
-    subprocess.run(cmd, check=True)
-    return time.time() - t0
 
 
 def pipeline(work: str, config: str, overrides: list[str], num_spectra: int, k: int,

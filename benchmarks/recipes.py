@@ -1,8 +1,17 @@
-"""The learning recipes ``recovery_recipes.py`` compares (data only: no flags, so tests import it).
+"""The learning recipes ``recovery_recipes.py`` compares, and the helpers that run the trainer for
+it and for ``memorize.py``. No flags are defined here, so both entry points and the tests import it.
 
 Each recipe is a pair of ``--config.*`` override lists (without the prefix) for the autoencoder
 stage and the diffusion stage, applied to ``configs/cpu_small.py``.
 """
+
+import subprocess
+import sys
+import time
+
+from absl import app
+
+STAGES = ("classifier", "autoencoder", "diffusion")
 
 # The paper's diffusion recipe at cpu_small sizes: ``configs/cpu_small.recovery_recipe`` undone.
 PAPER_DIFFUSION = (
@@ -29,3 +38,19 @@ RECIPES = {
     "low_noise": ((), ("diffusion.timestep_power=2.0",)),
     "eps_target": ((), ("diffusion.target=eps",)),
 }
+
+
+def budget_flags(steps: list[str]) -> list[str]:
+    """``--config.training.<stage>.num_steps=n`` for the three stages' budgets."""
+    if len(steps) != 3:
+        raise app.UsageError("--steps takes three budgets: classifier,autoencoder,diffusion")
+    return [f"--config.training.{s}.num_steps={int(n)}" for s, n in zip(STAGES, steps, strict=True)]
+
+
+def run(args: list[str]) -> float:
+    """Runs ``python -m args...`` (raising on failure); returns its wall time in seconds."""
+    cmd = [sys.executable, "-m", *args]
+    print("+", " ".join(cmd), flush=True)
+    t0 = time.time()
+    subprocess.run(cmd, check=True)
+    return time.time() - t0

@@ -22,8 +22,7 @@ import shutil
 
 from absl import app, flags
 
-from benchmarks.memorize import budget_flags, run
-from benchmarks.recipes import RECIPES
+from benchmarks.recipes import RECIPES, STAGES, budget_flags, run
 from irgeodiff_jax.training import metrics
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/recipes", "output directory")
@@ -35,8 +34,6 @@ _EVERY = flags.DEFINE_integer("check_every", 500, "diffusion steps between sampl
 _SPECTRA = flags.DEFINE_integer("check_spectra", 32, "validation spectra per check")
 _SAMPLES = flags.DEFINE_integer("check_samples", 4, "samples per spectrum per check")
 _CONFIG = flags.DEFINE_string("config", "configs/cpu_small.py", "training config file")
-
-STAGES = ("classifier", "autoencoder", "diffusion")
 
 
 def _curve(train_dir: str) -> list[dict]:

@@ -2,6 +2,8 @@
 of the compared implementations (no timing assertions: speed is measured, not tested)."""
 
 import json
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -153,6 +155,17 @@ def test_recovery_recipes_override_existing_fields_and_paper_undoes_cpu_small():
     paper = dict(o.split("=", 1) for o in recipes.PAPER_DIFFUSION)
     assert paper["diffusion.target"] == "eps" and config.diffusion.target == "v"
     assert paper["model.denoiser.hidden_dim"] == "32" and config.model.denoiser.hidden_dim == 64
+
+
+@pytest.mark.parametrize("module", ["memorize", "recovery_recipes"])
+def test_recovery_entry_points_define_each_flag_once(module):
+    # Each runs as its own program; importing another entry point would define its flags twice.
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", "--help"], capture_output=True, text=True
+    )
+    # absl's --help prints the flags and exits with status 1; a flag defined twice raises first.
+    assert "Error" not in done.stderr, done.stderr[-2000:]
+    assert "--workdir: output directory" in done.stdout
 
 
 def test_denoiser_profile_parts_and_padding(capsys):
