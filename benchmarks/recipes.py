@@ -34,6 +34,10 @@ RECIPES = {
         (),
         ("diffusion.frozen_autoencoder=True", "optimizer.diffusion.learning_rate=0.002"),
     ),
+    "frozen_ae_cosine": (
+        (),
+        ("diffusion.frozen_autoencoder=True", "optimizer.diffusion.schedule=warmup_cosine"),
+    ),
     "min_snr": ((), ("diffusion.min_snr_gamma=5.0",)),
     "low_noise": ((), ("diffusion.timestep_power=2.0",)),
     "eps_target": ((), ("diffusion.target=eps",)),

@@ -92,7 +92,8 @@ def _noam_adam(name, learning_rate, warmup_steps, ema_rate, **fields):
         "weight_decay": 0.0,
         "amsgrad": False,
         "grad_clip": "adaptive",
-        "schedule": "noam",  # or "warmup_constant" (learning_rate is then the peak rate)
+        "schedule": "noam",  # or "warmup_constant" / "warmup_cosine" (learning_rate = peak)
+        "decay_steps": 0,  # warmup_cosine: rate zero at this update (0: the stage's budget)
         "ema_rate": ema_rate,
     }
     return ml_collections.ConfigDict({**base, **fields})

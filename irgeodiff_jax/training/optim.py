@@ -12,8 +12,12 @@ field              meaning                                                   def
 ``name``           ``"adam"`` or ``"adamw"``                                 required
 ``learning_rate``  Noam base factor (NOT the peak LR, see ``noam_schedule``);   required
                    with ``schedule="warmup_constant"`` the peak LR itself
-``schedule``       ``"noam"`` or ``"warmup_constant"`` (linear warm-up, then     ``"noam"``
+``schedule``       ``"noam"``, ``"warmup_constant"`` (linear warm-up, then      ``"noam"``
                    constant: lets a small model keep learning on a CPU budget)
+                   or ``"warmup_cosine"`` (linear warm-up, then a cosine decay
+                   to zero at ``decay_steps``)
+``decay_steps``    ``warmup_cosine`` only: the update at which the rate reaches  0
+                   zero; 0 = unset (the trainer sets the stage's step budget)
 ``warmup_steps``   Noam warm-up length, >= 1                                 required
 ``model_dim``      Noam model dimension                                      512
 ``b1``, ``b2``     Adam moment decay rates                                   0.9, 0.999
@@ -55,8 +59,9 @@ _FIELDS = {
     "amsgrad": False,
     "grad_clip": "none",
     "schedule": "noam",
+    "decay_steps": 0,
 }
-SCHEDULES = ("noam", "warmup_constant")
+SCHEDULES = ("noam", "warmup_constant", "warmup_cosine")
 _TOLERATED_FIELDS = ("ema_rate", "ema_decay")  # read by the train state, not here
 
 
@@ -99,6 +104,32 @@ def noam_schedule(base_lr: float, model_dim: int = 512, warmup_steps: int = 4000
     def schedule(count):
         step = jnp.asarray(count, jnp.float32) + 1.0
         return scale * jnp.minimum(jax.lax.rsqrt(step), step * warmup_factor)
+
+    return schedule
+
+
+def warmup_cosine_schedule(peak: float, warmup_steps: int, decay_steps: int) -> optax.Schedule:
+    """``peak`` reached linearly over ``warmup_steps`` updates, then a cosine decay that reaches
+    zero at update ``decay_steps`` and stays there. Annealing matters here: after a plateau at a
+    constant rate, 3,000 steps at a tenth of it lifted memorisation accuracy@10 from 0.53 to 0.66
+    (``benchmarks/README.md``).
+
+    Raises:
+        OptimizerConfigError: unless ``0 < warmup_steps < decay_steps`` and ``peak > 0``.
+    """
+    if not peak > 0:
+        raise OptimizerConfigError(f"learning_rate must be positive, got {peak!r}")
+    if not 0 < warmup_steps < decay_steps:
+        raise OptimizerConfigError(
+            f"schedule 'warmup_cosine' needs 0 < warmup_steps < decay_steps, got warmup_steps="
+            f"{warmup_steps}, decay_steps={decay_steps} (the trainer sets an unset decay_steps "
+            "to the stage's step budget)"
+        )
+
+    def schedule(count):
+        step = jnp.asarray(count, jnp.float32) + 1.0
+        done = jnp.clip((step - warmup_steps) / (decay_steps - warmup_steps), 0.0, 1.0)
+        return peak * jnp.minimum(1.0, step / warmup_steps) * 0.5 * (1.0 + jnp.cos(jnp.pi * done))
 
     return schedule
 
@@ -233,9 +264,11 @@ def make_lr_schedule(opt_config: Any) -> optax.Schedule:
         raise OptimizerConfigError(
             f"schedule must be one of {SCHEDULES}, got {fields['schedule']!r}"
         )
+    peak, warmup = float(fields["learning_rate"]), max(int(fields["warmup_steps"]), 1)
     if fields["schedule"] == "warmup_constant":
-        peak, warmup = float(fields["learning_rate"]), max(int(fields["warmup_steps"]), 1)
         return lambda count: peak * jnp.minimum(1.0, (count + 1.0) / warmup)
+    if fields["schedule"] == "warmup_cosine":
+        return warmup_cosine_schedule(peak, warmup, int(fields["decay_steps"]))
     return noam_schedule(fields["learning_rate"], fields["model_dim"], fields["warmup_steps"])
 
 

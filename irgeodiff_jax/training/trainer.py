@@ -184,6 +184,18 @@ def _with_latent_scale(models, config, params: dict) -> dict:
     return {**params, "autoencoder": {**params["autoencoder"], "latent_scale": np.float32(scale)}}
 
 
+def with_decay_steps(config, stage: str, num_steps: int):
+    """``config``, or a copy whose ``warmup_cosine`` schedule without ``decay_steps`` decays to
+    zero over the stage's step budget (resuming with a larger budget stretches the decay)."""
+    opt = config.optimizer[stage]
+    if opt.get("schedule") != "warmup_cosine" or int(opt.get("decay_steps", 0)) > 0:
+        return config
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+        config.optimizer[stage].decay_steps = int(num_steps)
+    return config
+
+
 def setup_state(models, config, workdir: str, stage: str, mesh, manager):
     """Restore-or-init: ``(state, root_key, data_state | None)``."""
     repl = sharding.replicated(mesh)
@@ -207,6 +219,7 @@ def _setup_stage(config, workdir: str, stage: str) -> _Run:
     mesh, local_batch = setup_mesh(config, stage)
     iterator = setup_data(config, stage, local_batch)
     num_steps = num_train_steps(config, stage, iterator.batches_per_epoch)
+    config = with_decay_steps(config, stage, num_steps)
     models = factory.create_models(config)
     manager = checkpointing.make_manager(
         workdirs.checkpoint_dir(workdir, stage),

@@ -201,3 +201,17 @@ def test_warmup_constant_schedule_ramps_then_holds_the_peak():
                                [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3], rtol=1e-6)  # fmt: skip
     with pytest.raises(optim.OptimizerConfigError, match="schedule"):
         optim.make_lr_schedule({**cfg, "schedule": "cosine"})
+
+
+def test_warmup_cosine_schedule_ramps_decays_to_zero_and_needs_a_decay_length():
+    cfg = {"name": "adam", "learning_rate": 1e-3, "warmup_steps": 4, "schedule": "warmup_cosine",
+           "decay_steps": 12}  # fmt: skip
+    lr = optim.make_lr_schedule(cfg)
+    rates = np.array([float(lr(c)) for c in range(16)])
+    np.testing.assert_allclose(rates[:4], [2.5e-4, 5e-4, 7.5e-4, 1e-3], rtol=1e-6)
+    np.testing.assert_allclose(rates[7], 5e-4, rtol=1e-5)  # update 8: half-way down the cosine
+    np.testing.assert_allclose(rates[11:], 0.0, atol=1e-12)  # update 12 onwards
+    assert np.all(np.diff(rates[3:]) <= 1e-12)
+    for bad in (0, 4):
+        with pytest.raises(optim.OptimizerConfigError, match="decay_steps"):
+            optim.make_lr_schedule({**cfg, "decay_steps": bad})

@@ -69,6 +69,17 @@ def test_command_line_prints_one_error_line_without_traceback(tmp_path):
     assert last.startswith("error: EmbeddedDataError: ") and "manifest not found" in last
 
 
+def test_unset_cosine_decay_length_becomes_the_stage_budget():
+    config = test_config.get_config()
+    assert trainer.with_decay_steps(config, "diffusion", 40) is config  # Noam: nothing to set
+    config.optimizer.diffusion.schedule = "warmup_cosine"
+    resolved = trainer.with_decay_steps(config, "diffusion", 40)
+    assert resolved.optimizer.diffusion.decay_steps == 40
+    assert config.optimizer.diffusion.decay_steps == 0  # the caller's config is not changed
+    config.optimizer.diffusion.decay_steps = 25
+    assert trainer.with_decay_steps(config, "diffusion", 40).optimizer.diffusion.decay_steps == 25
+
+
 def test_unknown_stage_and_bad_budget():
     config = test_config.get_config()
     config.stage = "ldm"
