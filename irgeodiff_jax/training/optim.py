@@ -264,12 +264,12 @@ def make_lr_schedule(opt_config: Any) -> optax.Schedule:
         raise OptimizerConfigError(
             f"schedule must be one of {SCHEDULES}, got {fields['schedule']!r}"
         )
+    if fields["schedule"] == "noam":
+        return noam_schedule(fields["learning_rate"], fields["model_dim"], fields["warmup_steps"])
     peak, warmup = float(fields["learning_rate"]), max(int(fields["warmup_steps"]), 1)
-    if fields["schedule"] == "warmup_constant":
-        return lambda count: peak * jnp.minimum(1.0, (count + 1.0) / warmup)
     if fields["schedule"] == "warmup_cosine":
         return warmup_cosine_schedule(peak, warmup, int(fields["decay_steps"]))
-    return noam_schedule(fields["learning_rate"], fields["model_dim"], fields["warmup_steps"])
+    return lambda count: peak * jnp.minimum(1.0, (count + 1.0) / warmup)
 
 
 def make_optimizer(opt_config: Any) -> optax.GradientTransformation:
