@@ -197,18 +197,22 @@ def test_train_and_evaluate_all_stages_then_rerun_resumes(emb, tmp_path, caplog)
     assert "already complete" in " ".join(r.getMessage() for r in caplog.records)
 
 
-def test_diffusion_trains_and_evaluates_in_size_buckets(emb, tmp_path):
+def test_diffusion_trains_and_evaluates_in_size_buckets_with_a_cosine_rate(emb, tmp_path):
     from irgeodiff_jax.data import sources
     from irgeodiff_jax.training import metrics
 
-    config = tiny_config("diffusion", emb, num_steps=4, log_every_steps=2, eval_every_steps=4)
+    config = tiny_config("diffusion", emb, num_steps=4, log_every_steps=1, eval_every_steps=4)
     atoms = np.sort(np.asarray(sources.get_source(config.data, "train").num_atoms()))
     config.data.buckets = (int(atoms[len(atoms) // 2]),)  # two padded sizes, each fills batches
+    config.optimizer.diffusion.schedule = "warmup_cosine"  # decay_steps unset: the budget, 4
+    config.optimizer.diffusion.warmup_steps, config.optimizer.diffusion.learning_rate = 1, 1e-3
     workdir = str(tmp_path / "w")
     assert trainer.train_and_evaluate(config, workdir)["diffusion"].final_step == 4
     rows = metrics.read_jsonl(os.path.join(workdir, "diffusion", "metrics.jsonl"))
     losses = [r[k] for r in rows for k in ("train/loss", "eval/loss") if k in r]
     assert len(losses) >= 3 and np.isfinite(losses).all()
+    rates = [r["train/learning_rate"] for r in rows if "train/learning_rate" in r]
+    np.testing.assert_allclose(rates, [1e-3, 7.5e-4, 2.5e-4, 0.0], rtol=1e-5, atol=1e-9)
 
 
 def test_only_the_classifier_stage_ignores_size_buckets():
