@@ -118,11 +118,11 @@ def test_memorize_subset_uses_the_same_molecules_in_every_split(tmp_path):
     with open(f"{out}/manifest.json") as f:
         splits = json.load(f)["splits"]
     assert len(splits["train"]) == 8 and splits["validation"] == splits["test"] == splits["train"]
-    assert memorize.budget_flags(["1", "2", "3"])[2] == "--config.training.diffusion.num_steps=3"
+    assert recipes.budget_flags(["1", "2", "3"])[2] == "--config.training.diffusion.num_steps=3"
     counts = memorize.subset_atom_counts(out)
     assert len(counts) == 8 and all(5 <= c <= 29 for c in counts)
     with pytest.raises(app.UsageError, match="three budgets"):
-        memorize.budget_flags(["1", "2"])
+        recipes.budget_flags(["1", "2"])
 
 
 def test_memorize_pads_only_as_far_as_the_subset_needs():
