@@ -30,6 +30,7 @@ class (fixed constants, measured outside this repository) and ``ratios_vs_pytorc
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
 import json
 import os
@@ -79,14 +80,27 @@ def load_config(path: str, dtype: str, atoms: int, overrides: list[str]):
     config.model.dtype = dtype
     config.data.max_atoms = atoms
     config.mesh.data = 1
-    for item in overrides:  # e.g. model.denoiser.edge_pairs="ordered" (values are JSON)
+    for item in overrides:  # e.g. model.denoiser.edge_pairs="ordered", diffusion.x=True
         field, value = item.split("=", 1)
         *parents, leaf = field.split(".")
         node = config
         for name in parents:
             node = node[name]
-        node[leaf] = json.loads(value)
+        node[leaf] = override_value(item, value)
     return config
+
+
+def override_value(item: str, value: str):
+    """An ``--override`` value: JSON (``true``, ``"v"``) or a Python literal (``True``, ``'v'``)."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        raise SystemExit(f"train_step: error: --override={item}: value is not JSON or a Python "
+                         "literal (quote strings)") from None
 
 
 def synthetic_batch(seed: int, batch: int, n: int, num_types: int, num_groups: int) -> dict:

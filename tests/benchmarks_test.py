@@ -202,6 +202,17 @@ def test_train_step_batch_and_ratio_helpers():
         train_step.parse_args(["--atoms=5"])
 
 
+def test_train_step_overrides_take_json_or_python_literals():
+    config = train_step.load_config("configs/cpu_small.py", "float32", 21, [
+        "diffusion.frozen_autoencoder=True", "model.denoiser.hidden_dim=96",
+        'diffusion.target="eps"', "optimizer.diffusion.schedule='warmup_cosine'"])  # fmt: skip
+    assert config.diffusion.frozen_autoencoder is True and config.model.denoiser.hidden_dim == 96
+    assert config.diffusion.target == "eps"
+    assert config.optimizer.diffusion.schedule == "warmup_cosine"
+    with pytest.raises(SystemExit, match="not JSON or a Python literal"):
+        train_step.load_config("configs/cpu_small.py", "float32", 21, ["diffusion.target=v"])
+
+
 @pytest.mark.slow
 def test_train_step_benchmark_reports_the_contract_keys_against_a_baseline(capsys):
     result = train_step.main(["--config=configs/test.py", "--batch=2", "--atoms=12",
