@@ -99,8 +99,10 @@ def override_value(item: str, value: str):
     try:
         return ast.literal_eval(value)
     except (ValueError, SyntaxError):
-        raise SystemExit(f"train_step: error: --override={item}: value is not JSON or a Python "
-                         "literal (quote strings)") from None
+        raise SystemExit(
+            f"train_step: error: --override={item}: value is not JSON or a Python "
+            "literal (quote strings)"
+        ) from None
 
 
 def synthetic_batch(seed: int, batch: int, n: int, num_types: int, num_groups: int) -> dict:
