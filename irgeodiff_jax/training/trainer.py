@@ -21,7 +21,6 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import time
 
 import jax
@@ -29,11 +28,10 @@ import ml_collections
 import numpy as np
 import tqdm
 from absl import logging
-from jax.experimental import multihost_utils
 
 from irgeodiff_jax.data import input_pipeline
 from irgeodiff_jax.models import factory
-from irgeodiff_jax.training import checkpointing, latent_scale, metrics, sharding, step
+from irgeodiff_jax.training import checkpointing, latent_scale, metrics, preemption, sharding, step
 from irgeodiff_jax.training import workdir as workdirs
 
 EVAL_KEY_SALT = 0x7FFFFFFF
@@ -238,36 +236,6 @@ def _setup_stage(config, workdir: str, stage: str) -> _Run:
     )  # fmt: skip
 
 
-class _SigtermFlag:
-    """Records SIGTERM (installed only in the main thread); restores the old handler on exit."""
-
-    def __init__(self):
-        self.raised, self._old = False, None
-
-    def __enter__(self):
-        try:
-            self._old = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread: preemption handling is off
-            self._old = None
-        return self
-
-    def _handle(self, signum, frame):  # noqa: ARG002
-        self.raised = True
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
-
-    def agreed(self, step_: int, every: int) -> bool:
-        """All hosts agree to stop (checked every ``every`` steps when multi-host)."""
-        if jax.process_count() == 1:
-            return self.raised
-        if step_ % max(every, 1):
-            return False
-        flags = multihost_utils.process_allgather(np.asarray(self.raised))
-        return bool(np.any(flags))
-
-
 def save_checkpoint(run: _Run, step_: int, state) -> None:
     extra = {
         "stage": run.stage,
@@ -371,7 +339,7 @@ def train_stage(config, workdir: str, stage: str, hooks: tuple = ()) -> StageRes
         disable=not (config.training.progress_bar and jax.process_index() == 0),
     )  # fmt: skip
     try:
-        with _SigtermFlag() as sigterm:
+        with preemption.SigtermFlag() as sigterm:
             state = _loop(run, state, start, result, bar, sigterm)
     except BaseException:
         run.manager.wait_until_finished()
@@ -385,7 +353,7 @@ def train_stage(config, workdir: str, stage: str, hooks: tuple = ()) -> StageRes
     return result
 
 
-def _loop(run: _Run, state, start: int, result: StageResult, bar, sigterm: _SigtermFlag):
+def _loop(run: _Run, state, start: int, result: StageResult, bar, sigterm: preemption.SigtermFlag):
     """Steps ``start + 1 … num_steps``. Metrics of step k are read after step k + 1 is
     dispatched, except before a checkpoint, an evaluation or a preemption exit."""
     tc, logger, pending = run.config.training, _Logger(run, start), None
