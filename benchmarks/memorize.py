@@ -10,10 +10,11 @@ with its own step budget), ``irgeodiff_jax.sample`` (``--k`` samples for each of
 spectra, fast sampler) and ``irgeodiff_jax.evaluate`` (no oracle). Prints the metrics table and,
 as the last line of stdout, one JSON object with ``validity``, ``mol_acc`` (any of k),
 ``stability`` and the wall time of each phase. Batches are padded only as far as the subset
-needs (``padding_flags``) and the default budgets are those of run v7 in
-``benchmarks/README.md`` (measured there as a 15,000-step run resumed to 21,000: 43.0 min).
-Extra ``--config.*`` overrides are passed to the trainer unchanged
-(``-- --config.diffusion.target=v``), which is how recipes are compared.
+needs (``padding_flags``). ``--recipe`` names an entry of ``recipes.RECIPES`` whose overrides
+are applied (``cpu_small``: none, the config as it is); the defaults (recipe
+``frozen_ae_cosine``, budgets 300 / 1,500 / 23,000, sampler η = 1) are run v9 of
+``benchmarks/README.md``, measured there in one piece: 45.1 min. Extra ``--config.*`` overrides
+after ``--`` are passed to the trainer after the recipe's (``-- --config.diffusion.target=v``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from benchmarks.recipes import budget_flags, run
+from benchmarks.recipes import RECIPES, budget_flags, run
 from data_pipeline import embedded
 from irgeodiff_jax.data.embedded_subset import load_embedded
 from irgeodiff_jax.utils import atomic
@@ -35,10 +36,13 @@ _NUM = flags.DEFINE_integer("num", 64, "training molecules to memorise")
 _K = flags.DEFINE_integer("k", 10, "samples per spectrum")
 _CONFIG = flags.DEFINE_string("config", "configs/cpu_small.py", "training config file")
 _STEPS = flags.DEFINE_list(
-    "steps", ["300", "1500", "21000"], "step budgets of classifier, autoencoder, diffusion"
+    "steps", ["300", "1500", "23000"], "step budgets of classifier, autoencoder, diffusion"
+)
+_RECIPE = flags.DEFINE_enum(
+    "recipe", "frozen_ae_cosine", sorted(RECIPES), "recipe of benchmarks/recipes.py to train with"
 )
 _SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 100, "steps of the fast sampler")
-_ETA = flags.DEFINE_float("eta", 0.0, "fast sampler stochasticity (0: DDIM, 1: DDPM-like)")
+_ETA = flags.DEFINE_float("eta", 1.0, "fast sampler stochasticity (0: DDIM, 1: DDPM-like)")
 
 
 def make_subset(out_dir: str, num: int) -> str:
@@ -70,6 +74,13 @@ def padding_flags(num_atoms, min_bucket: int = 16) -> list[str]:
     fits = median < n.max() and min(small, n.size - small) >= min_bucket
     buckets = f"({median},)" if fits else "()"
     return [f"--config.data.max_atoms={int(n.max())}", f"--config.data.buckets={buckets}"]
+
+
+def recipe_flags(name: str) -> list[str]:
+    """``--config.*`` flags of a recipe (its autoencoder- and diffusion-stage overrides: every
+    stage here runs in one trainer command, and each field acts only in its own stage)."""
+    ae, diffusion = RECIPES[name]
+    return [f"--config.{item}" for item in (*ae, *diffusion)]
 
 
 def subset_atom_counts(subset_dir: str) -> list[int]:
@@ -104,6 +115,7 @@ def main(argv):
     # Padding fitted to the subset (``padding_flags``); trailing overrides may still change it.
     overrides = [f"--config.data.embedded_dir={subset}", *padding_flags(subset_atom_counts(subset))]
     overrides += budget_flags(_STEPS.value)
+    overrides += recipe_flags(_RECIPE.value)
     overrides += list(argv[1:])
     t0 = time.time()
     m = pipeline(work, _CONFIG.value, overrides, _NUM.value, _K.value, _SAMPLER_STEPS.value,
@@ -115,7 +127,8 @@ def main(argv):
         if m.get(key) is not None:
             print(f"| {key} | {m[key]:.3f} |")
     summary = {key: m.get(key) for key in (*keys, "train_s", "sample_s", "evaluate_s", "total_s")}
-    summary.update(num=_NUM.value, k=_K.value, eta=_ETA.value, overrides=overrides[6:])
+    summary.update(num=_NUM.value, k=_K.value, eta=_ETA.value, recipe=_RECIPE.value,
+                   overrides=overrides[6:])  # fmt: skip
     print(json.dumps(summary))
 
 
