@@ -26,7 +26,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from benchmarks.recipes import RECIPES, budget_flags, run
+from benchmarks.recipes import RECIPES, budget_flags, recipe_flags, run
 from data_pipeline import embedded
 from irgeodiff_jax.data.embedded_subset import load_embedded
 from irgeodiff_jax.utils import atomic
@@ -74,13 +74,6 @@ def padding_flags(num_atoms, min_bucket: int = 16) -> list[str]:
     fits = median < n.max() and min(small, n.size - small) >= min_bucket
     buckets = f"({median},)" if fits else "()"
     return [f"--config.data.max_atoms={int(n.max())}", f"--config.data.buckets={buckets}"]
-
-
-def recipe_flags(name: str) -> list[str]:
-    """``--config.*`` flags of a recipe (its autoencoder- and diffusion-stage overrides: every
-    stage here runs in one trainer command, and each field acts only in its own stage)."""
-    ae, diffusion = RECIPES[name]
-    return [f"--config.{item}" for item in (*ae, *diffusion)]
 
 
 def subset_atom_counts(subset_dir: str) -> list[int]:

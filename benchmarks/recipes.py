@@ -51,6 +51,13 @@ def budget_flags(steps: list[str]) -> list[str]:
     return [f"--config.training.{s}.num_steps={int(n)}" for s, n in zip(STAGES, steps, strict=True)]
 
 
+def recipe_flags(name: str) -> list[str]:
+    """``--config.*`` flags of a recipe: its autoencoder- and diffusion-stage overrides (the
+    trainer runs every stage in one command, and each field acts only in its own stage)."""
+    ae, diffusion = RECIPES[name]
+    return [f"--config.{item}" for item in (*ae, *diffusion)]
+
+
 def run(args: list[str]) -> float:
     """Runs ``python -m args...`` (raising on failure); returns its wall time in seconds."""
     cmd = [sys.executable, "-m", *args]

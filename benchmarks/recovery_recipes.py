@@ -22,7 +22,7 @@ import shutil
 
 from absl import app, flags
 
-from benchmarks.recipes import RECIPES, STAGES, budget_flags, run
+from benchmarks.recipes import RECIPES, STAGES, budget_flags, recipe_flags, run
 from irgeodiff_jax.training import metrics
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/recipes", "output directory")
@@ -64,14 +64,13 @@ def main(argv):
     ]
     results, shared = {}, {}
     for name in _RECIPES.value:
-        ae, diffusion = RECIPES[name]
+        ae = RECIPES[name][0]  # recipes with the same autoencoder overrides share its stages
         train_dir = os.path.join(work, name, "train")
         if ae in shared and not os.path.isdir(os.path.join(train_dir, "autoencoder")):
             for stage in STAGES[:2]:  # the trainer skips stages whose checkpoints are complete
                 shutil.copytree(os.path.join(shared[ae], stage), os.path.join(train_dir, stage))
-        overrides = [f"--config.{o}" for o in (*ae, *diffusion)]
         run(["irgeodiff_jax.train", f"--config={_CONFIG.value}:stage=all",
-             f"--workdir={train_dir}", *budgets, *check, *overrides])  # fmt: skip
+             f"--workdir={train_dir}", *budgets, *check, *recipe_flags(name)])  # fmt: skip
         shared.setdefault(ae, train_dir)
         results[name] = _curve(train_dir)
     print("\n| recipe | step | diffusion min | validity | mol acc (any of k) | closest pair Å |")

@@ -135,13 +135,13 @@ def test_memorize_pads_only_as_far_as_the_subset_needs():
     assert memorize.padding_flags([12] * 40)[1] == "--config.data.buckets=()"
 
 
-def test_memorize_recipe_flags_come_from_the_recipe_table():
-    assert memorize.recipe_flags("cpu_small") == []
-    assert memorize.recipe_flags("frozen_ae_cosine") == [
+def test_recipe_flags_come_from_the_recipe_table():
+    assert recipes.recipe_flags("cpu_small") == []
+    assert recipes.recipe_flags("frozen_ae_cosine") == [
         "--config.diffusion.frozen_autoencoder=True",
         "--config.optimizer.diffusion.schedule=warmup_cosine",
     ]
-    assert memorize.recipe_flags("paper")[0] == "--config.loss.latent_noise=0.0"
+    assert recipes.recipe_flags("paper")[0] == "--config.loss.latent_noise=0.0"
 
 
 def test_recovery_recipes_override_existing_fields_and_paper_undoes_cpu_small():
