@@ -141,6 +141,8 @@ def model_config(size: str = "base") -> ml_collections.ConfigDict:
             "encoder_layers": s["encoder_layers"],
             "decoder_layers": s["decoder_layers"],
             "dropout_rate": 0.1,
+            # Memory switch: EGNN blocks as a rematerialised loop (lax.scan).
+            "scan_layers": False,
         }
     )
     model.denoiser = ml_collections.ConfigDict(
@@ -154,6 +156,8 @@ def model_config(size: str = "base") -> ml_collections.ConfigDict:
             "dropout_rate": 0.1,
             # Memory switch: recompute EGNN-block and edge-layer activations in the backward pass.
             "remat": False,
+            # Memory switch: EGNN blocks and edge layers as rematerialised loops (lax.scan).
+            "scan_layers": False,
         }
     )
     return model

@@ -17,6 +17,7 @@ from benchmarks import (
     edge_stream,
     egnn_kernel,
     memorize,
+    memory_plan,
     recipes,
     timing,
     train_step,
@@ -270,3 +271,18 @@ def test_buckets_benchmark_times_both_runs_on_real_molecules(capsys):
     assert set(result["padded"]["train_batches_per_size"]) == {"29"}
     assert {"train_29", "sample_29"} <= set(result["compile_s"])
     assert result["train_ratio"] > 0 and result["sample_ratio"] > 0
+
+
+def test_memory_plan_compiles_the_train_step_and_scan_layers_shrinks_it(capsys):
+    base = ["--config=configs/test.py", "--batch=4", "--atoms=14"]
+    plain = memory_plan.main(base)
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(plain))
+    assert plain["temp_gib"] > 0 and plain["argument_gib"] > 0 and plain["gflops"] > 0
+    scan = memory_plan.main(
+        [*base, "--override=model.denoiser.scan_layers=true",
+         "--override=model.autoencoder.scan_layers=true"]
+    )  # fmt: skip
+    assert scan["overrides"] == ["model.denoiser.scan_layers=true",
+                                 "model.autoencoder.scan_layers=true"]  # fmt: skip
+    assert scan["argument_gib"] == plain["argument_gib"]  # same train state
+    assert scan["temp_gib"] < plain["temp_gib"]

@@ -27,7 +27,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from irgeodiff_jax.models.layers import MLP, xavier_dense, xavier_normal
+from irgeodiff_jax.models.layers import MLP, stack_layers, xavier_dense, xavier_normal
 
 MASK_FILL = -1e9
 
@@ -240,6 +240,11 @@ class DecoderStack(nn.Module):
 
     ``remat``: recompute each layer's activations in the backward pass (``nn.remat``) instead
     of keeping them; same parameters, values and gradients, less memory, more compute.
+    ``scan_layers``: after initialisation, run the layers as one ``lax.scan`` over their stacked
+    parameters, each layer rematerialised (implies ``remat``), so the backward pass holds one
+    layer's activations at a time whatever the compiler's schedule; same parameter tree and, with
+    dropout off, the same values. Dropout draws one key per layer from the ``dropout`` stream
+    (other masks than the unrolled layers'), and no attention weights are sown.
     """
 
     num_layers: int
@@ -250,6 +255,7 @@ class DecoderStack(nn.Module):
     self_attention: bool = True
     dtype: jnp.dtype = jnp.float32
     remat: bool = False
+    scan_layers: bool = False
 
     def setup(self):
         layer_cls = _RematDecoderLayer if self.remat else DecoderLayer
@@ -282,12 +288,37 @@ class DecoderStack(nn.Module):
         """Maps queries ``x [B, Q, D]`` to ``[B, Q, D]`` using one ``KV`` per layer."""
         if len(memory_kvs) != self.num_layers:
             raise ValueError(f"expected {self.num_layers} memory KVs, got {len(memory_kvs)}")
+        if self.scan_layers and not self.is_initializing():
+            x = self._scanned(x, x_mask, memory_kvs, memory_mask, deterministic)
+            return self.final_norm(x)
         for layer, kv in zip(self.layers, memory_kvs, strict=True):
             if self.remat:
                 x = layer(x, x_mask, kv, memory_mask, deterministic)
             else:
                 x = layer(x, x_mask, kv, memory_mask, deterministic=deterministic)
         return self.final_norm(x)
+
+    def _scanned(self, x, x_mask, memory_kvs, memory_mask, deterministic: bool) -> jax.Array:
+        """The layers as one rematerialised ``lax.scan`` (``scan_layers``)."""
+        layer = DecoderLayer(
+            self.dim, self.num_heads, self.ff_dim, self.dropout_rate, self.self_attention,
+            self.dtype, parent=None,
+        )  # fmt: skip
+        n = self.num_layers
+        params = stack_layers([self.variables["params"][f"layers_{i}"] for i in range(n)])
+        keys = None if deterministic else jax.random.split(self.make_rng("dropout"), n)
+
+        @jax.checkpoint
+        def body(x, inputs):
+            p, kv, key = inputs
+            rngs = None if key is None else {"dropout": key}
+            y = layer.apply(
+                {"params": p}, x, x_mask, kv, memory_mask, deterministic=deterministic, rngs=rngs
+            )
+            return y, None
+
+        x, _ = jax.lax.scan(body, x, (params, stack_layers(memory_kvs), keys))
+        return x
 
 
 class SpecAtomCrossAttention(nn.Module):

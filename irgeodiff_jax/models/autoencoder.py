@@ -47,6 +47,8 @@ class Autoencoder(nn.Module):
       kernel: EGNN message passing, ``"dense"`` or ``"sparse"``.
       dropout_rate: dropout of the cross-attention (reference 0.1).
       dtype: computation dtype (parameters float32; positions float32).
+      scan_layers: run each EGNN's blocks as one rematerialised ``lax.scan`` (``EGNN``): same
+        parameters and values, the backward pass holds one block's activations at a time.
     """
 
     num_atom_types: int = 5
@@ -63,6 +65,7 @@ class Autoencoder(nn.Module):
     kernel: Kernel = "dense"
     dropout_rate: float = 0.1
     dtype: jnp.dtype = jnp.float32
+    scan_layers: bool = False
 
     def setup(self):
         self.latent_scale = self.param("latent_scale", nn.initializers.ones, (), jnp.float32)
@@ -86,6 +89,7 @@ class Autoencoder(nn.Module):
             coords_range=self.coords_range,
             kernel=self.kernel,
             dtype=self.dtype,
+            scan_layers=self.scan_layers,
         )
         self.encoder = egnn(self.encoder_layers)
         self.decoder = egnn(self.decoder_layers)

@@ -96,6 +96,11 @@ class Denoiser(nn.Module):
         pass instead of storing them (same values and gradients, ~13 % more FLOPs at the paper
         size); meant to trade compute for memory, but XLA:CPU's memory plan was measured not to
         shrink (README, "Speed at the paper size").
+      scan_layers: run the EGNN blocks and the edge-stream layers each as one ``lax.scan``
+        over stacked per-layer parameters, every layer rematerialised (implies ``remat``): the
+        backward pass then holds one layer's activations at a time. Same parameter tree and,
+        without dropout, the same values and gradients; edge-stream dropout masks are drawn per
+        layer, and its attention weights are not sown.
     """
 
     latent_h_dim: int = 16
@@ -117,6 +122,7 @@ class Denoiser(nn.Module):
     dropout_rate: float = 0.1
     dtype: jnp.dtype = jnp.float32
     remat: bool = False
+    scan_layers: bool = False
 
     def setup(self):
         if self.edge_pairs not in ("unordered", "ordered"):
@@ -143,6 +149,7 @@ class Denoiser(nn.Module):
             self_attention=False,
             dtype=self.dtype,
             remat=self.remat,
+            scan_layers=self.scan_layers,
         )
         self.edge_out = nn.Dense(self.edge_out_dim, kernel_init=xavier_normal(), dtype=self.dtype)
         self.egnn = EGNN(
@@ -153,6 +160,7 @@ class Denoiser(nn.Module):
             kernel=self.kernel,
             dtype=self.dtype,
             remat=self.remat,
+            scan_layers=self.scan_layers,
         )
 
     def prepare(self, encoding: SpectralEncoding) -> DenoiserCondition:

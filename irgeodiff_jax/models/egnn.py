@@ -47,6 +47,7 @@ from irgeodiff_jax.models.egnn_block import (
     split_first_layer,
 )
 from irgeodiff_jax.models.layers import (
+    stack_layers,
     torch_default_bias_init,
     torch_default_kernel_init,
     xavier_uniform,
@@ -221,6 +222,9 @@ class EGNN(nn.Module):
       dtype: computation dtype of the MLPs; positions and the residual stream stay float32.
       remat: recompute each block's activations in the backward pass (``jax.checkpoint``)
         instead of keeping them: same values and gradients, less memory, more compute.
+      scan_layers: run the blocks as one ``lax.scan`` over their stacked parameters, each
+        block rematerialised (implies ``remat``): the memory of the backward pass no longer grows
+        with the number of blocks, whatever the compiler's schedule. Same parameter tree.
     """
 
     hidden_dim: int = 256
@@ -230,6 +234,7 @@ class EGNN(nn.Module):
     kernel: Kernel = "dense"
     dtype: jnp.dtype = jnp.float32
     remat: bool = False
+    scan_layers: bool = False
 
     @nn.compact
     def __call__(
@@ -271,13 +276,22 @@ class EGNN(nn.Module):
                 coords_range=self.coords_range, dtype=self.dtype,
             )  # fmt: skip
 
-        if self.remat:
+        if self.remat or self.scan_layers:
             block = jax.checkpoint(block)
-        for layer in range(self.num_layers):
-            params = BlockParamsModule(
-                self.hidden_dim, 1 + edge_attr.shape[-1], name=f"block_{layer}"
-            )()
-            h, x = block(params, h, x, edge_attr, atom_mask)
+        blocks = [
+            BlockParamsModule(self.hidden_dim, 1 + edge_attr.shape[-1], name=f"block_{layer}")()
+            for layer in range(self.num_layers)
+        ]
+        if self.scan_layers:
+            # One loop over the stacked block parameters: the backward pass keeps only each
+            # block's input (h, x) and recomputes one block at a time.
+            def body(carry, params):
+                return block(params, *carry, edge_attr, atom_mask), None
+
+            (h, x), _ = jax.lax.scan(body, (h, x), stack_layers(blocks))
+        else:
+            for params in blocks:
+                h, x = block(params, h, x, edge_attr, atom_mask)
         if self.out_dim is not None:
             h = nn.Dense(
                 self.out_dim,

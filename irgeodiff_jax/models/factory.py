@@ -83,6 +83,7 @@ def create_models(config: ml_collections.ConfigDict) -> dict[str, nn.Module]:
         kernel=ae.kernel,
         dropout_rate=ae.dropout_rate,
         dtype=dtype,
+        scan_layers=ae.get("scan_layers", False),
     )
     denoiser = Denoiser(
         latent_h_dim=ae.latent_h_dim,
@@ -103,7 +104,8 @@ def create_models(config: ml_collections.ConfigDict) -> dict[str, nn.Module]:
         edge_pairs=den.edge_pairs,
         dropout_rate=den.dropout_rate,
         dtype=dtype,
-        remat=den.get("remat", False),  # configs saved before the switch existed lack it
+        remat=den.get("remat", False),  # configs saved before the switches existed lack them
+        scan_layers=den.get("scan_layers", False),
     )
     return {"classifier": classifier, "autoencoder": autoencoder, "denoiser": denoiser}
 

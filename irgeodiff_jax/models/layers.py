@@ -1,4 +1,5 @@
-"""Small shared model pieces: initialisers, sinusoidal positions and a plain MLP.
+"""Small shared model pieces: initialisers, sinusoidal positions, a plain MLP and the stacking of
+per-layer parameters for a loop over layers.
 
 Initialisers reproduce the PyTorch conventions of the reference code so that parameter scales
 match it:
@@ -59,6 +60,11 @@ def torch_default_bias_init(fan_in: int) -> Initializer:
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
     return init
+
+
+def stack_layers(layers: Sequence):
+    """Per-layer pytrees of equal structure stacked along a new leading axis (``lax.scan`` xs)."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *layers)
 
 
 def sinusoidal_positions(length: int, dim: int) -> jax.Array:
