@@ -21,6 +21,7 @@ import time
 
 import jax
 
+from benchmarks import timing
 from benchmarks import train_step as train_step_bench
 
 
@@ -46,8 +47,6 @@ def plan(args: argparse.Namespace) -> dict:
     compiled = train.lower(state, batch, jax.random.key(1)).compile()
     compile_s = time.perf_counter() - t0
     memory = compiled.memory_analysis()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list | tuple) else cost
     gib = lambda n: round(n / 2**30, 3)  # noqa: E731
     return {
         "config": args.config,
@@ -57,7 +56,7 @@ def plan(args: argparse.Namespace) -> dict:
         "temp_gib": gib(memory.temp_size_in_bytes),
         "argument_gib": gib(memory.argument_size_in_bytes),
         "output_gib": gib(memory.output_size_in_bytes),
-        "gflops": round(float(cost["flops"]) / 1e9, 2),
+        "gflops": round(timing.cost_gflops(compiled), 2),
         "compile_s": round(compile_s, 1),
     }
 
