@@ -162,6 +162,24 @@ def _jitted_steps(sharding):
     return trainer.make_jitted_steps
 
 
+def step_setup(args: argparse.Namespace):
+    """``(config, models, mesh, train, batch)`` of a benchmark: the config with ``args``'
+    dtype, size and overrides, its models on a one-device mesh, the diffusion step exactly as
+    the trainer jits it, and the synthetic numpy batch."""
+    from irgeodiff_jax.models import factory  # noqa: PLC0415
+    from irgeodiff_jax.training import sharding  # noqa: PLC0415
+
+    config = load_config(args.config, args.dtype, args.atoms, args.override)
+    models = factory.create_models(config)
+    mesh = sharding.make_mesh(1)
+    train, _ = _jitted_steps(sharding)(models, config, "diffusion", mesh)
+    batch = synthetic_batch(
+        0, args.batch, args.atoms, int(config.model.autoencoder.num_atom_types),
+        int(config.model.spectral_encoder.num_groups),
+    )  # fmt: skip
+    return config, models, mesh, train, batch
+
+
 def measure(args: argparse.Namespace) -> dict:
     """The figures of the module docstring for the code importable as ``irgeodiff_jax``."""
     import jax  # noqa: PLC0415
@@ -172,16 +190,8 @@ def measure(args: argparse.Namespace) -> dict:
     from irgeodiff_jax.sampling import generate  # noqa: PLC0415
     from irgeodiff_jax.training import sharding, step  # noqa: PLC0415
 
-    config = load_config(args.config, args.dtype, args.atoms, args.override)
-    models = factory.create_models(config)
-    mesh = sharding.make_mesh(1)
+    config, models, mesh, train, batch = step_setup(args)
     params = jax.jit(lambda k: factory.init_params(models, config, k))(jax.random.key(0))
-    num_types = int(config.model.autoencoder.num_atom_types)
-    num_groups = int(config.model.spectral_encoder.num_groups)
-    batch = synthetic_batch(0, args.batch, args.atoms, num_types, num_groups)
-
-    # Train step, exactly as the trainer jits it.
-    train, _ = _jitted_steps(sharding)(models, config, "diffusion", mesh)
     # A copy: the step donates its state, and the sampler below still needs ``params``.
     stage_params = jax.tree.map(jnp.copy, {m: params[m] for m in step.STAGE_MODULES["diffusion"]})
     state = sharding.replicate(step.create_train_state(models, config, "diffusion", stage_params),
