@@ -13,10 +13,17 @@ from absl import app
 
 STAGES = ("classifier", "autoencoder", "diffusion")
 
+# ``configs/cpu_small.recovery_recipe`` before it froze the autoencoder in the diffusion stage and
+# took the cosine rate (memorisation run v7; the ``cpu_small_constant`` row of the recipe table).
+CONSTANT_RATE = (
+    "diffusion.frozen_autoencoder=False",
+    "optimizer.diffusion.schedule=warmup_constant",
+)
 # The paper's diffusion recipe at cpu_small sizes: ``configs/cpu_small.recovery_recipe`` undone.
 PAPER_DIFFUSION = (
     "diffusion.normalize_latents=False",
     "diffusion.fixed_latents=False",
+    "diffusion.frozen_autoencoder=False",
     "diffusion.target=eps",
     "optimizer.diffusion.schedule=noam",
     "optimizer.diffusion.learning_rate=0.2",
@@ -25,22 +32,27 @@ PAPER_DIFFUSION = (
     "training.diffusion.batch_size=8",
 )
 # name -> (autoencoder-stage overrides, diffusion-stage overrides), relative to the config file
-# (``configs/cpu_small.py``, whose default is its ``recovery_recipe``).
+# (``configs/cpu_small.py``, whose default is its ``recovery_recipe``, i.e. ``frozen_ae_cosine``).
 RECIPES = {
     "paper": (("loss.latent_noise=0.0",), PAPER_DIFFUSION),
     "cpu_small": ((), ()),
-    "frozen_ae": ((), ("diffusion.frozen_autoencoder=True",)),
+    "cpu_small_constant": ((), CONSTANT_RATE),
+    "frozen_ae": ((), ("diffusion.frozen_autoencoder=True", CONSTANT_RATE[1])),
     "frozen_ae_lr2e-3": (
         (),
-        ("diffusion.frozen_autoencoder=True", "optimizer.diffusion.learning_rate=0.002"),
+        (
+            "diffusion.frozen_autoencoder=True",
+            CONSTANT_RATE[1],
+            "optimizer.diffusion.learning_rate=0.002",
+        ),
     ),
     "frozen_ae_cosine": (
         (),
         ("diffusion.frozen_autoencoder=True", "optimizer.diffusion.schedule=warmup_cosine"),
     ),
-    "min_snr": ((), ("diffusion.min_snr_gamma=5.0",)),
-    "low_noise": ((), ("diffusion.timestep_power=2.0",)),
-    "eps_target": ((), ("diffusion.target=eps",)),
+    "min_snr": ((), (*CONSTANT_RATE, "diffusion.min_snr_gamma=5.0")),
+    "low_noise": ((), (*CONSTANT_RATE, "diffusion.timestep_power=2.0")),
+    "eps_target": ((), (*CONSTANT_RATE, "diffusion.target=eps")),
 }
 
 

@@ -27,7 +27,9 @@ from irgeodiff_jax.training import metrics
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/recipes", "output directory")
 _RECIPES = flags.DEFINE_list(
-    "recipes", ["paper", "cpu_small", "frozen_ae", "frozen_ae_lr2e-3"], f"of {sorted(RECIPES)}"
+    "recipes",
+    ["paper", "cpu_small_constant", "frozen_ae", "frozen_ae_lr2e-3"],
+    f"of {sorted(RECIPES)}",
 )
 _STEPS = flags.DEFINE_list("steps", ["600", "1500", "3000"], "classifier,autoencoder,diffusion")
 _EVERY = flags.DEFINE_integer("check_every", 500, "diffusion steps between sample checks")

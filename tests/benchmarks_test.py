@@ -145,6 +145,23 @@ def test_recipe_flags_come_from_the_recipe_table():
     assert recipes.recipe_flags("paper")[0] == "--config.loss.latent_noise=0.0"
 
 
+def test_cpu_small_default_is_the_frozen_ae_cosine_recipe():
+    """The memorisation winner is ``configs/cpu_small.py``'s default: its recipe's overrides
+    change nothing there, and ``cpu_small_constant`` puts the earlier default back."""
+    config = cpu_small.get_config()
+    for item in recipes.RECIPES["frozen_ae_cosine"][1]:
+        path, value = item.split("=", 1)
+        section, *rest = path.split(".")
+        node = config[section]
+        for part in rest[:-1]:
+            node = node[part]
+        assert str(node[rest[-1]]) == value, item
+    assert dict(o.split("=", 1) for o in recipes.CONSTANT_RATE) == {
+        "diffusion.frozen_autoencoder": "False",
+        "optimizer.diffusion.schedule": "warmup_constant",
+    }
+
+
 def test_recovery_recipes_override_existing_fields_and_paper_undoes_cpu_small():
     config = cpu_small.get_config()
     for name, (ae, diffusion) in recipes.RECIPES.items():
@@ -164,6 +181,7 @@ def test_recovery_recipes_override_existing_fields_and_paper_undoes_cpu_small():
                 kind(value)
     paper = dict(o.split("=", 1) for o in recipes.PAPER_DIFFUSION)
     assert paper["diffusion.target"] == "eps" and config.diffusion.target == "v"
+    assert paper["diffusion.frozen_autoencoder"] == "False" and config.diffusion.frozen_autoencoder
     assert paper["model.denoiser.hidden_dim"] == "32" and config.model.denoiser.hidden_dim == 64
 
 
