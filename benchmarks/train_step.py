@@ -80,6 +80,10 @@ def load_config(path: str, dtype: str, atoms: int, overrides: list[str]):
     config.model.dtype = dtype
     config.data.max_atoms = atoms
     config.mesh.data = 1
+    opt = config.optimizer.diffusion
+    if opt.get("schedule") == "warmup_cosine" and int(opt.get("decay_steps", 0)) <= 0:
+        # The trainer sets this from the stage's step budget; a step's cost does not depend on it.
+        opt.decay_steps = 10 * int(opt.warmup_steps)
     for item in overrides:  # e.g. model.denoiser.edge_pairs="ordered", diffusion.x=True
         field, value = item.split("=", 1)
         *parents, leaf = field.split(".")

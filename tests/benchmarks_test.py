@@ -24,6 +24,7 @@ from benchmarks import (
 )
 from configs import cpu_small
 from irgeodiff_jax.models import egnn
+from irgeodiff_jax.training import optim
 
 TIMING_KEYS = {"median_s", "min_s", "max_s", "repeats"}
 
@@ -210,6 +211,17 @@ def test_denoiser_profile_parts_and_padding(capsys):
     pad = result["padding"]
     assert 12 <= pad["real_atoms_mean"] <= 14
     assert 0 < pad["unordered_pairs_real_fraction"] <= 1 and 0 < pad["all_pairs_real_fraction"] <= 1
+
+
+def test_benchmark_config_of_cpu_small_builds_its_optimizer():
+    """cpu_small's cosine rate needs a decay horizon, which only the trainer knows; the
+    benchmarks' ``load_config`` gives it one so that their steps build outside the trainer."""
+    config = train_step.load_config("configs/cpu_small.py", "float32", 14, [])
+    opt = config.optimizer.diffusion
+    assert opt.schedule == "warmup_cosine" and 0 < opt.warmup_steps < opt.decay_steps
+    params = {"w": jnp.zeros((2,))}
+    state = optim.make_optimizer(opt).init(params)
+    assert jax.tree.leaves(state)
 
 
 def test_train_step_batch_and_ratio_helpers():
