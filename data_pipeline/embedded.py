@@ -34,9 +34,13 @@ NUM_TEST_NOTE = (
 )
 
 
-def _compact_arrays(build_dir: str) -> dict[str, np.ndarray]:
+def compact(parts: list[dict]) -> dict[str, np.ndarray]:
+    """The embedded file's arrays from molecule npz parts (shards, embedded files), in order.
+
+    Keeps the per-molecule keys only; stores atomic numbers as uint8 and coordinates and sticks as
+    float32, with the ragged offsets rebuilt over the concatenation.
+    """
     arrays = {}
-    parts = [shard_io.load_npz(p) for p in shard_io.list_shards(build_dir).values()]
     for key in ("ids", "smiles", "energy_hartree", "atomic_numbers", "positions_angstrom"):
         arrays[key] = np.concatenate([p[key] for p in parts])
     for key in ("frequencies_cm1", "intensities_km_mol"):
@@ -51,6 +55,10 @@ def _compact_arrays(build_dir: str) -> dict[str, np.ndarray]:
     order = ("ids", "smiles", "energy_hartree", "atom_offsets", "atomic_numbers")
     order += ("positions_angstrom", "mode_offsets", "frequencies_cm1", "intensities_km_mol")
     return {k: arrays[k] for k in order}
+
+
+def _compact_arrays(build_dir: str) -> dict[str, np.ndarray]:
+    return compact([shard_io.load_npz(p) for p in shard_io.list_shards(build_dir).values()])
 
 
 def pack(build_dir: str, out_dir: str, *, num_test: int, split_seed: int, tolerance: float) -> dict:

@@ -59,6 +59,12 @@ def _verified_arrays(directory: str, info: dict) -> dict:
     return npz_io.load_npz(path, error=EmbeddedDataError)
 
 
+def load_arrays(directory: str | None = None) -> dict[str, np.ndarray]:
+    """The embedded file's arrays (all molecules, screened-out ones included), checksum verified."""
+    directory = directory or embedded_dir()
+    return _verified_arrays(directory, manifest(directory))
+
+
 def raw_molecules(arrays: dict) -> list[RawMolecule]:
     """Every molecule of in-memory embedded arrays as a RawMolecule (``qm9_ir`` sticks, float32)."""
     return [
