@@ -173,5 +173,6 @@ def get_source(data_config, split: str):
     settings = DataSettings.from_config(data_config).prepare_kwargs()
     source = EmbeddedSource(split, directory, **settings)
     reason = "data.source='embedded'" if name == "embedded" else "data.data_dir is not set"
-    _log_once(f"data: using the embedded QM9-IR subset ({reason})")
+    where = f" from {directory}" if directory else ""
+    _log_once(f"data: using the embedded QM9-IR subset{where} ({reason})")
     return source

@@ -82,7 +82,10 @@ def test_release_without_data_dir_falls_back_to_embedded_and_logs_once(
             src = sources.get_source(config, split)
             assert isinstance(src, sources.EmbeddedSource) and src.name == f"embedded/{split}"
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data: ")]
-    assert lines == ["data: using the embedded QM9-IR subset (data.data_dir is not set)"]
+    expected = (
+        f"data: using the embedded QM9-IR subset from {embedded_dir} (data.data_dir is not set)"
+    )
+    assert lines == [expected]
 
 
 def test_embedded_splits_are_disjoint_and_cover_the_subset(embedded_dir):
