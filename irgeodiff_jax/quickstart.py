@@ -8,8 +8,9 @@ Runs, each as its own process (so every step can also be run, resumed or repeate
      --config=configs/cpu_small.py:stage=all`` with a bounded step budget per stage, on the
      embedded QM9-IR subset; without it the model shipped in the package
      (``irgeodiff_jax/pretrained``, trained on the training split) is used;
-  2. ``python -m irgeodiff_jax.sample`` on ``--num_spectra`` held-out test spectra, each batch
-     padded to the smallest of ``--buckets`` that holds its molecules;
+  2. ``python -m irgeodiff_jax.sample`` on ``--num_spectra`` held-out test spectra with the fast
+     sampler (``--sampler_steps`` strided steps, stochasticity ``--eta``), each batch padded to
+     the smallest of ``--buckets`` that holds its molecules;
   3. ``python -m irgeodiff_jax.evaluate`` (bond assignment, identity, sim_g, validity, stability;
      with the xTB oracle on the first ``--oracle_spectra`` spectra).
 Re-running the same command resumes whichever step was interrupted. ``--config`` is a path from
@@ -38,6 +39,9 @@ _STEPS = flags.DEFINE_integer("steps_per_stage", 600, "training step budget per 
 _NUM_SPECTRA = flags.DEFINE_integer("num_spectra", 200, "held-out test spectra to sample")
 _K = flags.DEFINE_integer("samples_per_spectrum", 10, "samples per spectrum")
 _SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 100, "steps of the fast (strided) sampler")
+_ETA = flags.DEFINE_float(
+    "eta", 1.0, "fast sampler stochasticity (1: chosen on the validation split; 0: DDIM)"
+)
 _ORACLE_SPECTRA = flags.DEFINE_integer("oracle_spectra", 50, "spectra scored with xTB (0: none)")
 _BUCKETS = flags.DEFINE_string(
     "buckets", ",".join(map(str, QM9_BUCKETS)), "sampler's padded sizes (empty: the config's)"
@@ -96,6 +100,7 @@ def main(argv):
             f"--samples_per_spectrum={_K.value}",
             "--sampler=fast",
             f"--steps={_SAMPLER_STEPS.value}",
+            f"--eta={_ETA.value}",
             *([f"--buckets={_BUCKETS.value}"] if _BUCKETS.value else []),
         ]
     )
@@ -112,8 +117,10 @@ def main(argv):
     with open(os.path.join(eval_dir, "metrics.json")) as f:
         metrics = json.load(f)
     print()
+    m = metrics.get
     print(
-        f"{metrics.get('num_spectra')} test spectra x {metrics.get('samples_per_spectrum')} samples"
+        f"{m('num_spectra')} test spectra x {m('samples_per_spectrum')} samples"
+        f" ({m('sampler')} sampler, {m('steps')} steps, eta {m('eta')})"
     )
     print(report.format_table(metrics, report.SUMMARY_ROWS, markdown=True))
     print()

@@ -78,6 +78,7 @@ def test_train_sample_evaluate(trained_workdir, tmp_path):
     with open(os.path.join(report, "metrics.json")) as f:
         metrics = json.load(f)
     assert metrics["num_spectra"] == NUM_SPECTRA and metrics["samples_per_spectrum"] == K
+    assert (metrics["sampler"], metrics["steps"], metrics["eta"]) == ("fast", 4, 0.0)
     for key in FRACTIONS:
         assert 0.0 <= metrics[key] <= 1.0, key
     for key in ("sim_g", "max_sim_g"):

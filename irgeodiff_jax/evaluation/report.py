@@ -120,6 +120,7 @@ def write_reports(samples_dir, out_dir, ks, fwhm_cm1=spectra.DEFAULT_FWHM_CM1, s
         samples_dir=os.path.abspath(samples_dir),
         sampler=manifest.get("sampler"),
         steps=manifest.get("steps"),
+        eta=manifest.get("extra", {}).get("eta"),
         split=manifest.get("split"),
     )
     atomic.write_json(os.path.join(out_dir, "metrics.json"), out)
