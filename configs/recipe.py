@@ -21,8 +21,10 @@ Fields (all overridable from the command line, e.g. ``--config.training.num_step
     ``progress_bar``, ``preemption_check_every_steps`` (multi-host SIGTERM agreement interval),
     ``prng_impl`` (``"threefry2x32"``: shardable, identical on every backend; ``"rbg"``:
     compiles dropout ~2× faster on CPU, identical across shardings but not across backends),
-    and one group per stage, ``training.<stage>.{batch_size (GLOBAL), num_epochs, num_steps}``
-    (``num_steps`` there overrides ``training.num_steps`` for that stage only).
+    and one group per stage, ``training.<stage>.{batch_size (GLOBAL), num_epochs, num_steps,
+    microbatches}`` (``num_steps`` there overrides ``training.num_steps`` for that stage only;
+    ``microbatches`` splits each train step's batch into that many chunks whose gradients are
+    summed: the same update, less memory, faster on CPUs; the batch must divide by it).
 ``config.optimizer.<stage>``: the fields of ``training.optim.make_optimizer`` plus ``ema_rate``.
 ``config.mesh.data``: number of devices on the ``data`` axis (-1: all devices).
 ``config.diffusion``: ``schedule`` ("polynomial_2"), ``num_steps`` (T = 1000), ``precision``,
@@ -44,6 +46,7 @@ def stage_training(batch_size: int, num_epochs: int) -> ml_collections.ConfigDic
             "batch_size": batch_size,
             "num_epochs": num_epochs,
             "num_steps": config_dict.placeholder(int),
+            "microbatches": 1,
         }
     )
 

@@ -21,6 +21,15 @@ atom embedding and atom–spectrum cross-attention learn from both terms; the de
 RNG: the step receives the stage's root key; ``fold_in(root, state.step)`` is split by purpose
 (dropout, encoder noise, timesteps, diffusion noise), so a resumed run draws the same numbers.
 
+Micro-batches (``training.<stage>.microbatches = M``, default 1): the train step splits the
+batch into ``M`` strided chunks (chunk ``i`` holds molecules ``i, i + M, ...``, so on a sharded
+batch every device keeps work in every chunk), runs forward and backward one chunk at a time in
+a ``lax.scan`` and sums the chunks' contributions, each divided by the whole batch's molecule
+count: the loss, its terms and the gradient are those of the whole batch (a test checks them
+against the chunks computed one by one). Chunk ``i`` draws its numbers from ``fold_in(rng, i)``.
+The pair tensors of a chunk stay in cache on a CPU and the backward pass holds one chunk's
+activations at a time (``benchmarks/README.md``, "Micro-batches").
+
 Batches are dicts of the ``DEVICE_FIELDS`` of ``data.types.Batch``. Rows with ``num_atoms == 0``
 (padding rows of a final evaluation batch) get weight 0 in every loss and metric.
 """
@@ -191,29 +200,77 @@ def _stage_setup(models, config, stage: str, schedule):
     return make_chain(models, config, schedule), losses.loss_settings(config)
 
 
+def num_microbatches(config, stage: str) -> int:
+    """``training.<stage>.microbatches`` (1 when absent)."""
+    m = int(config.training[check_stage(stage)].get("microbatches", 1))
+    if m < 1:
+        raise StageError(f"training.{stage}.microbatches must be >= 1, got {m}")
+    return m
+
+
+def split_microbatches(batch: dict, num: int) -> dict:
+    """``[B, ...]`` fields -> ``[num, B // num, ...]``: chunk ``i`` holds rows ``i, i + num``..."""
+    size = next(iter(batch.values())).shape[0]
+    if size % num:
+        raise StageError(f"batch of {size} molecules does not split into {num} micro-batches")
+    return jax.tree.map(lambda x: jnp.swapaxes(x.reshape(size // num, num, *x.shape[1:]), 0, 1),
+                        batch)  # fmt: skip
+
+
+def make_grad_fn(models: dict, config, stage: str, schedule=None) -> Callable:
+    """``grad_fn(params, batch, rng) -> ((loss, means), grads)`` of the stage's weighted-mean
+    training loss (dropout on); ``means`` holds every term of ``LOSS_TERMS[stage]`` (and
+    ``latent_std`` for diffusion). With ``training.<stage>.microbatches`` > 1 it sums the
+    contributions of strided chunks of the batch (module docstring)."""
+    chain, settings = _stage_setup(models, config, stage, schedule)
+    num_micro = num_microbatches(config, stage)
+
+    def loss_fn(params, batch, rng, count=None):
+        """Weighted means over the batch's molecules, or sums over it divided by ``count``."""
+        terms = losses.stage_terms(chain, stage, settings, params, batch, rng,
+                                   deterministic=False)  # fmt: skip
+        w = _weights(batch)
+        mean = _wmean if count is None else (lambda v, w: jnp.sum(v * w) / count)
+        means = {k: mean(terms[k], w) for k in LOSS_TERMS[stage]}
+        if "latent_std" in terms:
+            means["latent_std"] = mean(terms["latent_std"], w)
+        return mean(losses.total_loss(stage, terms, settings), w), means
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    if num_micro == 1:
+        return grad_fn
+
+    def accumulated(params, batch, rng):
+        count = jnp.maximum(jnp.sum(_weights(batch)), 1.0)
+
+        def body(total, chunk_and_index):
+            chunk, i = chunk_and_index
+            out = grad_fn(params, chunk, jax.random.fold_in(rng, i), count)
+            return jax.tree.map(jnp.add, total, out), None
+
+        shapes = jax.eval_shape(grad_fn, params, jax.tree.map(lambda x: x[:1], batch), rng, count)
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        chunks = (split_microbatches(batch, num_micro), jnp.arange(num_micro))
+        return jax.lax.scan(body, zeros, chunks)[0]
+
+    return accumulated
+
+
 def make_train_step(models: dict, config, stage: str, schedule=None) -> Callable:
     """``train_step(state, batch, root_key) -> (state, metrics)`` for ``stage`` (pure).
 
     ``metrics`` (float32 scalars): ``loss``, every term of ``LOSS_TERMS[stage]``,
     ``grad_norm`` (global norm of the raw gradients), ``param_norm``, ``learning_rate`` (used
     for this update) and, with adaptive clipping, ``grad_clip_max`` / ``grad_clipped``; for
-    diffusion also ``latent_std`` (RMS of the diffusion latent over real atoms).
+    diffusion also ``latent_std`` (RMS of the diffusion latent over real atoms). Gradients come
+    from ``make_grad_fn`` (micro-batched when the config asks for it).
     """
-    chain, settings = _stage_setup(models, config, stage, schedule)
+    grad_fn = make_grad_fn(models, config, stage, schedule)
     lr_schedule = optim.make_lr_schedule(config.optimizer[stage])
-
-    def loss_fn(params, batch, rng):
-        terms = losses.stage_terms(chain, stage, settings, params, batch, rng,
-                                   deterministic=False)  # fmt: skip
-        w = _weights(batch)
-        means = {k: _wmean(terms[k], w) for k in LOSS_TERMS[stage]}
-        if "latent_std" in terms:
-            means["latent_std"] = _wmean(terms["latent_std"], w)
-        return _wmean(losses.total_loss(stage, terms, settings), w), means
 
     def train_step(state: TrainState, batch: dict, root_key: jax.Array):
         rng = jax.random.fold_in(root_key, state.step)
-        (loss, means), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
+        (loss, means), grads = grad_fn(state.params, batch, rng)
         new_state = state.apply_gradients(grads)
         metrics = {"loss": loss, **means}
         metrics["grad_norm"] = optax.tree.norm(grads)
