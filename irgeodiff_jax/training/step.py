@@ -27,8 +27,9 @@ batch every device keeps work in every chunk), runs forward and backward one chu
 a ``lax.scan`` and sums the chunks' contributions, each divided by the whole batch's molecule
 count: the loss, its terms and the gradient are those of the whole batch (a test checks them
 against the chunks computed one by one). Chunk ``i`` draws its numbers from ``fold_in(rng, i)``.
-The pair tensors of a chunk stay in cache on a CPU and the backward pass holds one chunk's
-activations at a time (``benchmarks/README.md``, "Micro-batches").
+The backward pass holds one chunk's activations at a time, and on the development CPU a chunk
+runs faster per molecule than the whole batch (``benchmarks/README.md``, "Micro-batched train
+step"); on accelerators one piece is the faster way.
 
 Batches are dicts of the ``DEVICE_FIELDS`` of ``data.types.Batch``. Rows with ``num_atoms == 0``
 (padding rows of a final evaluation batch) get weight 0 in every loss and metric.
