@@ -190,9 +190,9 @@ def _one_piece_gflops(args: argparse.Namespace, state, device_batch, root) -> fl
     """XLA's FLOP count of the diffusion step without micro-batches (compiled, not run)."""
     one = argparse.Namespace(**vars(args))
     one.override = [*args.override, "training.diffusion.microbatches=1"]
-    train = step_setup(one)[3]
-    cost = train.lower(state, device_batch, root).compile().cost_analysis()
-    return float((cost[0] if isinstance(cost, list | tuple) else cost)["flops"]) / 1e9
+    from benchmarks.timing import cost_gflops  # noqa: PLC0415
+
+    return cost_gflops(step_setup(one)[3].lower(state, device_batch, root).compile())
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -201,6 +201,7 @@ def measure(args: argparse.Namespace) -> dict:
     import jax.numpy as jnp  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
+    from benchmarks.timing import cost_gflops  # noqa: PLC0415
     from irgeodiff_jax.models import factory  # noqa: PLC0415
     from irgeodiff_jax.sampling import generate  # noqa: PLC0415
     from irgeodiff_jax.training import sharding, step  # noqa: PLC0415
@@ -216,9 +217,7 @@ def measure(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     compiled = train.lower(state, device_batch, root).compile()
     compile_s = time.perf_counter() - t0
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list | tuple) else cost
-    gflops = float(cost["flops"]) / 1e9
+    gflops = cost_gflops(compiled)
     if int(config.training.diffusion.get("microbatches", 1)) > 1:
         gflops = _one_piece_gflops(args, state, device_batch, root)
     state, metrics = compiled(state, device_batch, root)  # warm-up
