@@ -39,7 +39,8 @@ flags.mark_flags_as_required(["workdir"])
 
 def _identity(batch, positions, vocab, smiles) -> tuple[float, float]:
     match = valid = 0
-    for m in range(positions.shape[0]):
+    rows = [m for m in range(positions.shape[0]) if int(batch.id[m]) >= 0]  # padding rows: id -1
+    for m in rows:
         real = np.asarray(batch.atom_mask[m])
         z = vocab[np.asarray(batch.atom_types[m])[real]]
         try:
@@ -48,13 +49,15 @@ def _identity(batch, positions, vocab, smiles) -> tuple[float, float]:
             mol = None
         r = scoring.score(mol, smiles[int(batch.id[m])])
         match, valid = match + r["match"], valid + r["valid"]
-    return match / positions.shape[0], valid / positions.shape[0]
+    return match / len(rows), valid / len(rows)
 
 
 def main(argv):
     del argv
     bundle = workdirs.load_for_inference(_WORKDIR.value)
     config, params = bundle.config, bundle.params
+    with config.unlocked():
+        config.data.buckets = ()  # one batch of all --num molecules, padded to max_atoms
     schedule = schedules.schedule_from_config(config.diffusion)
     chain = ModelChain(bundle.models, schedule, config.diffusion.get("target", "eps"))
     it = input_pipeline.make_batch_iterator(
