@@ -31,8 +31,9 @@ def loss_settings(config) -> dict:
     keeps frozen: every molecule's latent stays fixed while the denoiser learns it; off = the
     paper, where ``z_h`` trains with dropout and the latent target moves with it),
     ``frozen_autoencoder`` (fixed latents, the denoiser reads the dropout-free ``z_h`` without
-    gradient, and ``recon`` is reported but left out of the loss: the trainer freezes the whole
-    autoencoder, so a step has no backward pass through it).
+    gradient, and ``recon`` is left out of the loss: the trainer freezes the whole autoencoder,
+    so a train step has no backward pass through it and skips the decoder; evaluation still
+    reports ``recon``).
     """
     loss = config.get("loss", {})
     diffusion = config.get("diffusion", {})
@@ -117,7 +118,8 @@ def _snr_weight(chain, t, gamma: float) -> jax.Array:
 
 
 def diffusion_terms(chain, params, batch, rng, settings, *, deterministic) -> dict:
-    """``ldm`` (the weighted target loss), ``recon``, plus ``eps_mse`` and ``t`` (diagnostics)."""
+    """``ldm`` (the weighted target loss), ``recon``, plus ``eps_mse`` and ``t`` (diagnostics).
+    Train steps with a frozen autoencoder (not ``deterministic``) have no ``recon``."""
     schedule = chain.schedule
     k_h, k_z, k_t, k_eps, k_den, k_n = jax.random.split(rng, 6)
     x, mask = batch["positions"], batch["atom_mask"]
@@ -147,18 +149,20 @@ def diffusion_terms(chain, params, batch, rng, settings, *, deterministic) -> di
     target = chain.target_value(z_x, eps, t)
     weight = _snr_weight(chain, t, settings["min_snr_gamma"])
     eps_hat = chain.output_to_eps(out, z_t, t, mask.astype(bool))
+    terms = {
+        "ldm": weight * gaussian.ldm_loss(target, out, mask),
+        "eps_mse": gaussian.ldm_loss(eps, eps_hat, mask),
+        "t": t_int,
+        "latent_std": _latent_std(z_x, mask),
+    }
+    if frozen and not deterministic:
+        return terms  # a frozen decoder is not trained: its ``recon`` is left to evaluation
     mu_dec = _latent_noise(k_n, z_x * chain.latent_scale(params), mask,
                            settings["latent_noise"], deterministic=deterministic)  # fmt: skip
     x_rec = chain.decode_mean(params, mu_dec, z_h, mask)
     if frozen:  # reported, not trained: no gradient flows back through the decoder
         x_rec = jax.lax.stop_gradient(x_rec)
-    return {
-        "ldm": weight * gaussian.ldm_loss(target, out, mask),
-        "recon": _recon(x_rec, x, mask),
-        "eps_mse": gaussian.ldm_loss(eps, eps_hat, mask),
-        "t": t_int,
-        "latent_std": _latent_std(z_x, mask),
-    }
+    return {**terms, "recon": _recon(x_rec, x, mask)}
 
 
 def _latent_std(z, mask) -> jax.Array:

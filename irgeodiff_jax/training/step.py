@@ -221,8 +221,10 @@ def split_microbatches(batch: dict, num: int) -> dict:
 def make_grad_fn(models: dict, config, stage: str, schedule=None) -> Callable:
     """``grad_fn(params, batch, rng) -> ((loss, means), grads)`` of the stage's weighted-mean
     training loss (dropout on); ``means`` holds every term of ``LOSS_TERMS[stage]`` (and
-    ``latent_std`` for diffusion). With ``training.<stage>.microbatches`` > 1 it sums the
-    contributions of strided chunks of the batch (module docstring)."""
+    ``latent_std`` for diffusion) but ``recon`` under ``diffusion.frozen_autoencoder``, whose
+    train steps skip the frozen decoder (its ``recon`` is an evaluation metric). With
+    ``training.<stage>.microbatches`` > 1 it sums the contributions of strided chunks of the
+    batch (module docstring)."""
     chain, settings = _stage_setup(models, config, stage, schedule)
     num_micro = num_microbatches(config, stage)
 
@@ -232,7 +234,7 @@ def make_grad_fn(models: dict, config, stage: str, schedule=None) -> Callable:
                                    deterministic=False)  # fmt: skip
         w = _weights(batch)
         mean = _wmean if count is None else (lambda v, w: jnp.sum(v * w) / count)
-        means = {k: mean(terms[k], w) for k in LOSS_TERMS[stage]}
+        means = {k: mean(terms[k], w) for k in LOSS_TERMS[stage] if k in terms}
         if "latent_std" in terms:
             means["latent_std"] = mean(terms["latent_std"], w)
         return mean(losses.total_loss(stage, terms, settings), w), means
@@ -260,7 +262,7 @@ def make_grad_fn(models: dict, config, stage: str, schedule=None) -> Callable:
 def make_train_step(models: dict, config, stage: str, schedule=None) -> Callable:
     """``train_step(state, batch, root_key) -> (state, metrics)`` for ``stage`` (pure).
 
-    ``metrics`` (float32 scalars): ``loss``, every term of ``LOSS_TERMS[stage]``,
+    ``metrics`` (float32 scalars): ``loss``, the terms of ``make_grad_fn``'s ``means``,
     ``grad_norm`` (global norm of the raw gradients), ``param_norm``, ``learning_rate`` (used
     for this update) and, with adaptive clipping, ``grad_clip_max`` / ``grad_clipped``; for
     diffusion also ``latent_std`` (RMS of the diffusion latent over real atoms). Gradients come
