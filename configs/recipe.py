@@ -136,6 +136,8 @@ def diffusion() -> ml_collections.ConfigDict:
 
     ``target`` ("eps" | "x0" | "v": what the denoiser network predicts), ``timestep_power``
     (training times ``round(T·u^p)``; 1 = uniform), ``min_snr_gamma`` (0 = unweighted loss),
+    ``atom_weighting`` ("molecule": molecules weigh alike; "atom": atoms do, see
+    ``training/losses.py``),
     ``normalize_latents`` (divide the latent by the std of ``mu_x``, estimated on
     ``latent_scale_batches`` training batches when the diffusion stage starts), ``fixed_latents``
     (freeze the atom embedding in the diffusion stage and take the latent target without
@@ -152,6 +154,7 @@ def diffusion() -> ml_collections.ConfigDict:
             "target": "eps",
             "timestep_power": 1.0,
             "min_snr_gamma": 0.0,
+            "atom_weighting": "molecule",
             "normalize_latents": False,
             "latent_scale_batches": 32,
             "fixed_latents": False,

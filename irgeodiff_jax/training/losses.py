@@ -17,6 +17,15 @@ from irgeodiff_jax.models import autoencoder as autoencoder_lib
 
 # Diagnostics: the diffusion eval reports the ε-MSE in these log-SNR bands (edges, ascending).
 LOGSNR_BAND_EDGES = (0.0, 3.0, 6.0, 9.0)
+# ``diffusion.atom_weighting = "atom"`` weighs a molecule of n atoms n / this (QM9's mean size).
+ATOM_WEIGHT_REF = 18.0
+ATOM_WEIGHTINGS = ("molecule", "atom")
+
+
+def _atom_weighting(value: str) -> str:
+    if value not in ATOM_WEIGHTINGS:
+        raise ValueError(f"diffusion.atom_weighting={value!r}; expected one of {ATOM_WEIGHTINGS}")
+    return value
 
 
 def loss_settings(config) -> dict:
@@ -26,7 +35,11 @@ def loss_settings(config) -> dict:
     ``mu_x`` before decoding in training; 0 = the paper), ``timestep_power`` (training times
     ``t = round(T·u^p)``, ``u ~ U(0, 1)``; 1 = uniform, > 1 puts more steps at low noise),
     ``min_snr_gamma`` (0 = off; else the loss of each molecule is weighted so that its
-    x0-equivalent weight is ``min(SNR, γ)``, as in min-SNR-γ), ``fixed_latents`` (the
+    x0-equivalent weight is ``min(SNR, γ)``, as in min-SNR-γ), ``atom_weighting``
+    (``"molecule"``: every molecule's diffusion loss is the mean over its atoms, so molecules
+    weigh alike; ``"atom"``: it is also multiplied by ``n / ATOM_WEIGHT_REF``, ``n`` its real
+    atoms, so every atom weighs alike, as in the reference code's division by the padded size;
+    the constant keeps the loss independent of batch and micro-batch), ``fixed_latents`` (the
     diffusion target ``z_x`` comes from the dropout-free atom embedding, which the stage then
     keeps frozen: every molecule's latent stays fixed while the denoiser learns it; off = the
     paper, where ``z_h`` trains with dropout and the latent target moves with it),
@@ -43,6 +56,7 @@ def loss_settings(config) -> dict:
         "latent_noise": float(loss.get("latent_noise", 0.0)),
         "timestep_power": float(diffusion.get("timestep_power", 1.0)),
         "min_snr_gamma": float(diffusion.get("min_snr_gamma", 0.0)),
+        "atom_weighting": _atom_weighting(diffusion.get("atom_weighting", "molecule")),
         "fixed_latents": bool(diffusion.get("fixed_latents", False) or frozen),
         "frozen_autoencoder": frozen,
     }
@@ -148,6 +162,8 @@ def diffusion_terms(chain, params, batch, rng, settings, *, deterministic) -> di
     out = chain.network(params, z_t, t, z_h, mask, cond, deterministic=deterministic, rng=k_den)
     target = chain.target_value(z_x, eps, t)
     weight = _snr_weight(chain, t, settings["min_snr_gamma"])
+    if settings["atom_weighting"] == "atom":
+        weight = weight * jnp.sum(mask.astype(jnp.float32), axis=-1) / ATOM_WEIGHT_REF
     eps_hat = chain.output_to_eps(out, z_t, t, mask.astype(bool))
     terms = {
         "ldm": weight * gaussian.ldm_loss(target, out, mask),

@@ -50,6 +50,7 @@ METHOD_MD = {
     "diffusion.target": "eps",
     "diffusion.timestep_power": 1.0,
     "diffusion.min_snr_gamma": 0.0,
+    "diffusion.atom_weighting": "molecule",
     "diffusion.normalize_latents": False,
     "diffusion.fixed_latents": False,
     "diffusion.frozen_autoencoder": False,

@@ -4,9 +4,11 @@ import re
 
 import jax
 import numpy as np
+import pytest
 
+from irgeodiff_jax.diffusion import schedules
 from irgeodiff_jax.models import factory
-from irgeodiff_jax.training import step
+from irgeodiff_jax.training import losses, step
 from tests.helpers.train_step import FAST_COMPILE, flat_params, step_config, synthetic_batch
 
 
@@ -64,3 +66,27 @@ def test_frozen_autoencoder_trains_only_the_denoiser():
         if k.startswith(("autoencoder/", "classifier/")):
             np.testing.assert_array_equal(after[k], before[k], err_msg=k)
     assert any(not np.array_equal(after[k], before[k]) for k in after if k.startswith("denoiser/"))
+
+
+def test_atom_weighting_weighs_each_molecule_by_its_atom_count():
+    config = step_config("diffusion")
+    config.diffusion.update(target="v", frozen_autoencoder=True)
+    models = factory.create_models(config)
+    params = jax.jit(lambda k: factory.init_params(models, config, k))(jax.random.key(0))
+    batch = synthetic_batch(4)
+    chain = step.make_chain(models, config, schedules.schedule_from_config(config.diffusion))
+
+    def ldm(weighting):
+        config.diffusion.atom_weighting = weighting
+        settings = losses.loss_settings(config)
+        terms = losses.diffusion_terms(chain, params, batch, jax.random.key(5), settings,
+                                       deterministic=False)  # fmt: skip
+        return np.asarray(terms["ldm"])
+
+    per_molecule, per_atom = ldm("molecule"), ldm("atom")
+    n = batch["atom_mask"].sum(axis=-1)
+    assert len(set(n.tolist())) > 1  # molecules of different sizes
+    np.testing.assert_allclose(per_atom, per_molecule * n / losses.ATOM_WEIGHT_REF, rtol=1e-6)
+    config.diffusion.atom_weighting = "atoms"
+    with pytest.raises(ValueError, match="atom_weighting='atoms'"):
+        losses.loss_settings(config)
