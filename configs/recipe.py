@@ -144,7 +144,8 @@ def diffusion() -> ml_collections.ConfigDict:
     dropout, so each molecule's latent is fixed; see ``training/losses.py``),
     ``frozen_autoencoder`` (fixed latents, and the whole autoencoder frozen: the denoiser reads
     the dropout-free atom features and the decoder's reconstruction term leaves the loss, so a
-    step runs no backward pass through the autoencoder; ``recon`` is still reported).
+    step runs no backward pass through the autoencoder and skips its decoder; evaluation still
+    reports ``recon``).
     """
     return ml_collections.ConfigDict(
         {
