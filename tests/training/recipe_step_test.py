@@ -90,3 +90,28 @@ def test_atom_weighting_weighs_each_molecule_by_its_atom_count():
     config.diffusion.atom_weighting = "atoms"
     with pytest.raises(ValueError, match="atom_weighting='atoms'"):
         losses.loss_settings(config)
+
+
+def test_skipping_the_frozen_decoder_leaves_loss_and_gradient_unchanged():
+    # Without dropout the deterministic terms differ from the train step's only by the decoder
+    # run for ``recon``; the diffusion loss and its gradient must not depend on it.
+    config = step_config("diffusion")
+    config.diffusion.update(target="v", frozen_autoencoder=True)
+    models = factory.create_models(config)
+    params = jax.jit(lambda k: factory.init_params(models, config, k))(jax.random.key(0))
+    batch = synthetic_batch(6)
+    chain = step.make_chain(models, config, schedules.schedule_from_config(config.diffusion))
+    settings = losses.loss_settings(config)
+
+    def ldm(p, deterministic):
+        terms = losses.diffusion_terms(chain, p, batch, jax.random.key(7), settings,
+                                       deterministic=deterministic)  # fmt: skip
+        assert ("recon" in terms) == deterministic
+        return terms["ldm"].mean()
+
+    skipped, skipped_grads = jax.value_and_grad(ldm)(params, False)
+    decoded, decoded_grads = jax.value_and_grad(ldm)(params, True)
+    np.testing.assert_allclose(skipped, decoded, rtol=1e-6)
+    a, b = flat_params(skipped_grads), flat_params(decoded_grads)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-7, err_msg=k)
