@@ -217,9 +217,10 @@ def measure(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     compiled = train.lower(state, device_batch, root).compile()
     compile_s = time.perf_counter() - t0
-    gflops = cost_gflops(compiled)
     if int(config.training.diffusion.get("microbatches", 1)) > 1:
         gflops = _one_piece_gflops(args, state, device_batch, root)
+    else:
+        gflops = cost_gflops(compiled)
     state, metrics = compiled(state, device_batch, root)  # warm-up
     jax.block_until_ready(metrics)
     times = []

@@ -68,13 +68,19 @@ def test_frozen_autoencoder_trains_only_the_denoiser():
     assert any(not np.array_equal(after[k], before[k]) for k in after if k.startswith("denoiser/"))
 
 
-def test_atom_weighting_weighs_each_molecule_by_its_atom_count():
+def _frozen_v_chain():
+    """Test-size diffusion config (v target, autoencoder frozen), its params and chain."""
     config = step_config("diffusion")
     config.diffusion.update(target="v", frozen_autoencoder=True)
     models = factory.create_models(config)
     params = jax.jit(lambda k: factory.init_params(models, config, k))(jax.random.key(0))
-    batch = synthetic_batch(4)
     chain = step.make_chain(models, config, schedules.schedule_from_config(config.diffusion))
+    return config, params, chain
+
+
+def test_atom_weighting_weighs_each_molecule_by_its_atom_count():
+    config, params, chain = _frozen_v_chain()
+    batch = synthetic_batch(4)
 
     def ldm(weighting):
         config.diffusion.atom_weighting = weighting
@@ -95,12 +101,8 @@ def test_atom_weighting_weighs_each_molecule_by_its_atom_count():
 def test_skipping_the_frozen_decoder_leaves_loss_and_gradient_unchanged():
     # Without dropout the deterministic terms differ from the train step's only by the decoder
     # run for ``recon``; the diffusion loss and its gradient must not depend on it.
-    config = step_config("diffusion")
-    config.diffusion.update(target="v", frozen_autoencoder=True)
-    models = factory.create_models(config)
-    params = jax.jit(lambda k: factory.init_params(models, config, k))(jax.random.key(0))
+    config, params, chain = _frozen_v_chain()
     batch = synthetic_batch(6)
-    chain = step.make_chain(models, config, schedules.schedule_from_config(config.diffusion))
     settings = losses.loss_settings(config)
 
     def ldm(p, deterministic):
