@@ -43,6 +43,9 @@ _RECIPE = flags.DEFINE_enum(
 )
 _SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 100, "steps of the fast sampler")
 _ETA = flags.DEFINE_float("eta", 1.0, "fast sampler stochasticity (0: DDIM, 1: DDPM-like)")
+_GUIDANCE = flags.DEFINE_float(
+    "guidance", 1.0, "classifier-free guidance weight (1: none; train with condition dropout)"
+)
 
 
 def make_subset(out_dir: str, num: int) -> str:
@@ -84,7 +87,7 @@ def subset_atom_counts(subset_dir: str) -> list[int]:
 
 
 def pipeline(work: str, config: str, overrides: list[str], num_spectra: int, k: int,
-             sampler_steps: int, eta: float = 0.0) -> dict:  # fmt: skip
+             sampler_steps: int, eta: float = 0.0, guidance: float = 1.0) -> dict:  # fmt: skip
     """Train → sample (test split) → evaluate in ``work``; returns metrics and wall times."""
     train_dir, samples, eval_dir = (os.path.join(work, d) for d in ("train", "samples", "eval"))
     times = {"train_s": run(["irgeodiff_jax.train", f"--config={config}:stage=all",
@@ -92,7 +95,7 @@ def pipeline(work: str, config: str, overrides: list[str], num_spectra: int, k: 
     times["sample_s"] = run([
         "irgeodiff_jax.sample", f"--workdir={train_dir}", f"--out={samples}", "--split=test",
         f"--num_spectra={num_spectra}", f"--samples_per_spectrum={k}", "--sampler=fast",
-        f"--steps={sampler_steps}", f"--eta={eta}",
+        f"--steps={sampler_steps}", f"--eta={eta}", f"--guidance={guidance}",
     ])  # fmt: skip
     times["evaluate_s"] = run(
         ["irgeodiff_jax.evaluate", f"--samples={samples}", f"--out={eval_dir}", "--oracle=none"]
@@ -112,7 +115,7 @@ def main(argv):
     overrides += list(argv[1:])
     t0 = time.time()
     m = pipeline(work, _CONFIG.value, overrides, _NUM.value, _K.value, _SAMPLER_STEPS.value,
-                 _ETA.value)  # fmt: skip
+                 _ETA.value, _GUIDANCE.value)  # fmt: skip
     m["total_s"] = time.time() - t0
     keys = ("validity", "stability", "connectivity", "mol_acc", "sim_g")
     print("\n| metric | value |\n|---|---|")
@@ -120,8 +123,8 @@ def main(argv):
         if m.get(key) is not None:
             print(f"| {key} | {m[key]:.3f} |")
     summary = {key: m.get(key) for key in (*keys, "train_s", "sample_s", "evaluate_s", "total_s")}
-    summary.update(num=_NUM.value, k=_K.value, eta=_ETA.value, recipe=_RECIPE.value,
-                   overrides=overrides[6:])  # fmt: skip
+    summary.update(num=_NUM.value, k=_K.value, eta=_ETA.value, guidance=_GUIDANCE.value,
+                   recipe=_RECIPE.value, overrides=overrides[6:])  # fmt: skip
     print(json.dumps(summary))
 
 

@@ -145,7 +145,9 @@ def diffusion() -> ml_collections.ConfigDict:
     ``frozen_autoencoder`` (fixed latents, and the whole autoencoder frozen: the denoiser reads
     the dropout-free atom features and the decoder's reconstruction term leaves the loss, so a
     step runs no backward pass through the autoencoder and skips its decoder; evaluation still
-    reports ``recon``).
+    reports ``recon``), ``condition_dropout`` (the probability that a training molecule's
+    denoiser sees the null spectral condition, its spectral tokens zeroed; 0 = the paper; above
+    0 the samplers can use classifier-free guidance, ``sample --guidance``).
     """
     return ml_collections.ConfigDict(
         {
@@ -160,6 +162,7 @@ def diffusion() -> ml_collections.ConfigDict:
             "latent_scale_batches": 32,
             "fixed_latents": False,
             "frozen_autoencoder": False,
+            "condition_dropout": 0.0,
         }
     )
 

@@ -1,7 +1,7 @@
 r"""Sample k geometries per spectrum of a dataset split with a trained model.
 
     python -m irgeodiff_jax.sample [--workdir=W] --out=DIR --split=test [--num_spectra=M] \
-        --samples_per_spectrum=k [--sampler=ancestral|fast --steps=K] [--eta=0] \
+        --samples_per_spectrum=k [--sampler=ancestral|fast --steps=K] [--eta=0] [--guidance=1] \
         [--batch_size=B] [--seed=S] [--buckets=14,16,18,20,23] [--attention_spectra=A] [--verbose]
 
 Restores the EMA parameters of the training workdir W (without ``--workdir``: the model shipped
@@ -40,6 +40,9 @@ def define_flags() -> None:
     flags.DEFINE_enum("sampler", "ancestral", list(generate.SAMPLERS), "Reverse chain.")
     flags.DEFINE_integer("steps", 50, "Steps of the fast sampler (ancestral: always T).")
     flags.DEFINE_float("eta", 0.0, "Fast sampler stochasticity in [0, 1] (0: DDIM).")
+    flags.DEFINE_float(
+        "guidance", 1.0, "Classifier-free guidance weight (1: none; needs condition dropout)."
+    )
     flags.DEFINE_integer("batch_size", 8, "Spectra per jitted batch (x k samples each).")
     flags.DEFINE_integer("seed", 0, "Sampling seed (keys derive from seed and spectrum id).")
     flags.DEFINE_list(
@@ -63,7 +66,9 @@ def main(argv) -> None:
             split=FLAGS.split,
             num_spectra=FLAGS.num_spectra,
             samples_per_spectrum=FLAGS.samples_per_spectrum,
-            settings=generate.SamplerSettings(FLAGS.sampler, FLAGS.steps, FLAGS.eta),
+            settings=generate.SamplerSettings(
+                FLAGS.sampler, FLAGS.steps, FLAGS.eta, guidance=FLAGS.guidance
+            ),
             batch_size=FLAGS.batch_size,
             seed=FLAGS.seed,
             attention_spectra=FLAGS.attention_spectra,

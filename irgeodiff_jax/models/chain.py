@@ -15,6 +15,10 @@ checkpoint of the diffusion stage.
 Target: the denoiser network's raw output ``out`` is read as ε (the paper), as ``x0 - z_t``
 (x0-prediction: the EGNN moves ``z_t`` onto the clean latent) or as ``v = α ε - σ z0``;
 ``predict_eps`` always returns ε̂, so the samplers do not depend on the target.
+
+Guidance: a denoiser trained with ``diffusion.condition_dropout`` also knows the null condition
+(``null_encoding``); the samplers then mix ``ε̂_null + w (ε̂ - ε̂_null)`` (classifier-free
+guidance, ``w`` = ``SamplerSettings.guidance``; 1 = no guidance).
 """
 
 from __future__ import annotations
@@ -33,6 +37,19 @@ TARGETS = ("eps", "x0", "v")
 
 class ChainError(ValueError):
     """Bad chain settings (one-line reason)."""
+
+
+def null_encoding(encoding, keep=None):
+    """The null spectral condition of classifier-free guidance.
+
+    The encoding with its tokens zeroed: every molecule's, or where ``keep [B]`` is False. The
+    token mask stays, so attention stays defined; every cross-attention key and value is then
+    its bias, the same for all spectra.
+    """
+    if keep is None:
+        keep = jnp.zeros(encoding.mask.shape[:1], bool)
+    tokens = jnp.where(keep[:, None, None], encoding.tokens, jnp.zeros((), encoding.tokens.dtype))
+    return encoding.replace(tokens=tokens)
 
 
 def _rngs(rng):

@@ -6,7 +6,9 @@ types, runs (method.md §6):
 1. the spectral encoder τθ once per spectrum (``SpectralClassifier.encode``);
 2. the autoencoder's atom embedding ``z_h`` and the denoiser's prepared condition (every
    cross-attention K/V) once per spectrum (all model calls go through ``models/chain.py``);
-3. the reverse diffusion for k samples per spectrum: a ``vmap`` over spectra of a ``vmap``
+3. the reverse diffusion for k samples per spectrum (with ``SamplerSettings.guidance`` != 1,
+   each step also runs the denoiser under the null condition and mixes the two, classifier-free
+   guidance): a ``vmap`` over spectra of a ``vmap``
    over samples of the sampler (one ``lax.scan``). The inner ``vmap`` broadcasts the
    per-spectrum condition to the k samples, so it is never copied k times in memory;
 4. the AE decoder on the sampled latents -> positions ``[B, k, N, 3]`` (Å, zero CoM);
@@ -29,7 +31,7 @@ import numpy as np
 
 from irgeodiff_jax.diffusion import sampler as sampler_lib
 from irgeodiff_jax.diffusion.schedules import NoiseSchedule
-from irgeodiff_jax.models.chain import ModelChain
+from irgeodiff_jax.models.chain import ModelChain, null_encoding
 
 SAMPLERS = ("ancestral", "fast")
 _ATOM_BRANCH, _EDGE_BRANCH = "atom_cross_attention", "edge_cross_attention"
@@ -48,12 +50,17 @@ class SamplerSettings:
         steps: number of transitions of the fast sampler (ignored by "ancestral").
         eta: stochasticity of the fast sampler in [0, 1] (0: deterministic DDIM).
         final_mode: "sample" (EDM: final zero-CoM noise of std exp(γ₀/2)) or "mean".
+        guidance: classifier-free guidance weight ``w >= 0``: ε̂ = ε̂_null + w (ε̂ - ε̂_null),
+            ε̂_null under ``chain.null_encoding``. 1 (default): the conditional ε̂ alone, one
+            denoiser call per step; otherwise two. Meant for models trained with
+            ``diffusion.condition_dropout > 0``.
     """
 
     name: str = "fast"
     steps: int = 50
     eta: float = 0.0
     final_mode: str = "sample"
+    guidance: float = 1.0
 
     def num_steps(self, schedule: NoiseSchedule) -> int:
         """Denoiser steps in the chain (T for the ancestral sampler)."""
@@ -69,6 +76,8 @@ class SamplerSettings:
             )
         if not 0.0 <= self.eta <= 1.0:
             raise GenerateError(f"eta must be in [0, 1], got {self.eta}")
+        if not (np.isfinite(self.guidance) and self.guidance >= 0.0):
+            raise GenerateError(f"guidance must be a finite number >= 0, got {self.guidance}")
 
 
 ANCESTRAL = SamplerSettings("ancestral")
@@ -228,18 +237,28 @@ def make_generate_fn(
             final_mode=settings.final_mode,
         )
 
-    def one_sample(params, key, z_h, mask, cond):
-        """One sample of one spectrum (unbatched inputs; the sampler sees a batch of one)."""
+    guided = settings.guidance != 1.0
+
+    def one_sample(params, key, z_h, mask, conds):
+        """One sample of one spectrum (unbatched inputs; the sampler sees a batch of one).
+        ``conds``: the spectrum's condition, then (with guidance) the null condition."""
+
+        def eps(z_t, t, cond):
+            return chain.predict_eps(params, z_t, t, z_h[None], mask[None], _add_axis(cond))
 
         def denoise_fn(z_t, t):
-            return chain.predict_eps(params, z_t, t, z_h[None], mask[None], _add_axis(cond))
+            eps_cond = eps(z_t, t, conds[0])
+            if not guided:
+                return eps_cond
+            eps_null = eps(z_t, t, conds[1])
+            return eps_null + settings.guidance * (eps_cond - eps_null)
 
         return reverse_chain(denoise_fn, key, mask[None])[0]
 
-    def one_spectrum(params, key, z_h, mask, cond):
+    def one_spectrum(params, key, z_h, mask, conds):
         sample_keys = jax.vmap(lambda j: jax.random.fold_in(key, j))(jnp.arange(k))
         return jax.vmap(one_sample, in_axes=(None, 0, None, None, None))(
-            params, sample_keys, z_h, mask, cond
+            params, sample_keys, z_h, mask, conds
         )  # [k, N, 3]
 
     def generate(params: dict, inputs: GenerateInputs) -> dict:
@@ -247,8 +266,9 @@ def make_generate_fn(
         encoding = chain.encode_spectrum(params, inputs.spectrum_tokens, inputs.formula_tokens)
         z_h = chain.embed_atoms(params, inputs.atom_types, mask, encoding)
         cond = chain.prepare(params, encoding)
+        conds = (cond, chain.prepare(params, null_encoding(encoding))) if guided else (cond,)
         z_x = jax.vmap(one_spectrum, in_axes=(None, 0, 0, 0, 0))(
-            params, inputs.keys, z_h, mask, cond
+            params, inputs.keys, z_h, mask, conds
         )  # [B, k, N, 3]
         b, n = mask.shape
         flat_mask = jnp.repeat(mask, k, axis=0)

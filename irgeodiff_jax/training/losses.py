@@ -14,6 +14,7 @@ import optax
 
 from irgeodiff_jax.diffusion import gaussian
 from irgeodiff_jax.models import autoencoder as autoencoder_lib
+from irgeodiff_jax.models import chain as chain_lib
 
 # Diagnostics: the diffusion eval reports the ε-MSE in these log-SNR bands (edges, ascending).
 LOGSNR_BAND_EDGES = (0.0, 3.0, 6.0, 9.0)
@@ -25,6 +26,13 @@ ATOM_WEIGHTINGS = ("molecule", "atom")
 def _atom_weighting(value: str) -> str:
     if value not in ATOM_WEIGHTINGS:
         raise ValueError(f"diffusion.atom_weighting={value!r}; expected one of {ATOM_WEIGHTINGS}")
+    return value
+
+
+def _condition_dropout(value) -> float:
+    value = float(value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"diffusion.condition_dropout={value}; expected a probability in [0, 1)")
     return value
 
 
@@ -46,7 +54,9 @@ def loss_settings(config) -> dict:
     ``frozen_autoencoder`` (fixed latents, the denoiser reads the dropout-free ``z_h`` without
     gradient, and ``recon`` is left out of the loss: the trainer freezes the whole autoencoder,
     so a train step has no backward pass through it and skips the decoder; evaluation still
-    reports ``recon``).
+    reports ``recon``), ``condition_dropout`` (probability that a training molecule's denoiser
+    gets the null condition ``chain.null_encoding``, for classifier-free guidance; 0 = the
+    paper).
     """
     loss = config.get("loss", {})
     diffusion = config.get("diffusion", {})
@@ -59,6 +69,7 @@ def loss_settings(config) -> dict:
         "atom_weighting": _atom_weighting(diffusion.get("atom_weighting", "molecule")),
         "fixed_latents": bool(diffusion.get("fixed_latents", False) or frozen),
         "frozen_autoencoder": frozen,
+        "condition_dropout": _condition_dropout(diffusion.get("condition_dropout", 0.0)),
     }
 
 
@@ -158,7 +169,7 @@ def diffusion_terms(chain, params, batch, rng, settings, *, deterministic) -> di
     eps = gaussian.sample_zero_com_noise(k_eps, x.shape, mask)
     z_t = gaussian.q_sample(z_x, t_int, eps, schedule)
     t = t_int.astype(jnp.float32) / schedule.num_steps
-    cond = chain.prepare(params, enc)
+    cond = chain.prepare(params, _drop_condition(rng, enc, settings["condition_dropout"]))
     out = chain.network(params, z_t, t, z_h, mask, cond, deterministic=deterministic, rng=k_den)
     target = chain.target_value(z_x, eps, t)
     weight = _snr_weight(chain, t, settings["min_snr_gamma"])
@@ -179,6 +190,15 @@ def diffusion_terms(chain, params, batch, rng, settings, *, deterministic) -> di
     if frozen:  # reported, not trained: no gradient flows back through the decoder
         x_rec = jax.lax.stop_gradient(x_rec)
     return {**terms, "recon": _recon(x_rec, x, mask)}
+
+
+def _drop_condition(rng, enc, rate: float):
+    """The denoiser's encoding with each molecule's replaced by the null condition with
+    probability ``rate`` (its own key, ``fold_in(rng, 1)``, so other draws do not move)."""
+    if rate <= 0.0:
+        return enc
+    keep = jax.random.bernoulli(jax.random.fold_in(rng, 1), 1.0 - rate, enc.mask.shape[:1])
+    return chain_lib.null_encoding(enc, keep)
 
 
 def _latent_std(z, mask) -> jax.Array:

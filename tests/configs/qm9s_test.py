@@ -54,6 +54,7 @@ METHOD_MD = {
     "diffusion.normalize_latents": False,
     "diffusion.fixed_latents": False,
     "diffusion.frozen_autoencoder": False,
+    "diffusion.condition_dropout": 0.0,  # no classifier-free guidance in the paper
     # §3: L_AE = recon + 0.01 · ½|mu_x|², no extra latent noise (z_x = mu_x + sigma_0 eps).
     "loss.kl_weight": 0.01,
     "loss.latent_noise": 0.0,

@@ -36,6 +36,19 @@ def random_like(shapes, seed=0, coord_scale=0.02):
     return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
+def without_cross_attention_kv(params: dict) -> dict:
+    """The denoiser's cross-attention key/value kernels zeroed: its K/V are then their biases
+    whatever the spectrum, exactly as under the null condition (zeroed tokens)."""
+
+    def zero(path, leaf):
+        names = [str(getattr(p, "key", p)) for p in path]
+        hit = names[0] == "denoiser" and "cross_attn" in names and names[-2] in ("key", "value")
+        hit = hit and names[-1] == "kernel"
+        return np.zeros_like(leaf) if hit else leaf
+
+    return jax.tree_util.tree_map_with_path(zero, params)
+
+
 def make_batch(seed, num_real=(5, 3), n=5, spectrum_points=3200, formula_len=16):
     """Numpy inputs: first ``num_real[b]`` atoms real; padded rows have zero coords, type 0."""
     rng = np.random.default_rng(seed)

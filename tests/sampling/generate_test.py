@@ -8,6 +8,7 @@ from configs import test as test_config
 from irgeodiff_jax.diffusion import schedules
 from irgeodiff_jax.models import factory
 from irgeodiff_jax.sampling import generate
+from tests.helpers import model_params
 
 K = 3  # samples per spectrum
 
@@ -125,3 +126,29 @@ def test_bad_settings(model):
         generate.make_generate_fn(
             models, schedule, samples_per_spectrum=0, settings=generate.SamplerSettings()
         )
+
+
+def test_guidance_zero_is_the_null_condition_and_one_is_unguided(model):
+    models, params, schedule = model
+    blind = model_params.without_cross_attention_kv(params)
+    assert any(  # the helper did zero something
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(blind), strict=True)
+    )
+    rows = _spectra(2, seed=3)
+    inputs = _inputs(rows, [0, 1], [4, 9])
+
+    def positions(p, guidance):
+        settings = generate.SamplerSettings("fast", steps=4, eta=1.0, guidance=guidance)
+        fn = generate.make_generate_fn(models, schedule, samples_per_spectrum=2, settings=settings)
+        return np.asarray(fn(p, inputs)["positions"])
+
+    plain = positions(params, 1.0)
+    # w = 0: every step uses ε̂_null alone, i.e. a denoiser that cannot read the spectrum.
+    np.testing.assert_allclose(positions(params, 0.0), positions(blind, 1.0), atol=1e-5)
+    # When the spectrum changes nothing, any weight gives the unguided samples.
+    np.testing.assert_allclose(positions(blind, 3.0), positions(blind, 1.0), atol=1e-4)
+    guided = positions(params, 3.0)
+    assert np.all(np.isfinite(guided)) and not np.allclose(guided, plain, atol=1e-3)
+    with pytest.raises(generate.GenerateError, match="guidance"):
+        generate.SamplerSettings("fast", steps=4, guidance=-1.0).check(schedule)

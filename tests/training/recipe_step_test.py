@@ -9,6 +9,7 @@ import pytest
 from irgeodiff_jax.diffusion import schedules
 from irgeodiff_jax.models import factory
 from irgeodiff_jax.training import losses, step
+from tests.helpers import model_params
 from tests.helpers.train_step import FAST_COMPILE, flat_params, step_config, synthetic_batch
 
 
@@ -95,6 +96,28 @@ def test_atom_weighting_weighs_each_molecule_by_its_atom_count():
     np.testing.assert_allclose(per_atom, per_molecule * n / losses.ATOM_WEIGHT_REF, rtol=1e-6)
     config.diffusion.atom_weighting = "atoms"
     with pytest.raises(ValueError, match="atom_weighting='atoms'"):
+        losses.loss_settings(config)
+
+
+def test_condition_dropout_gives_some_molecules_the_null_condition():
+    config, params, chain = _frozen_v_chain()
+    blind = model_params.without_cross_attention_kv(params)  # K/V as under the null condition
+    batch = synthetic_batch(8)
+
+    def ldm(p, rate):
+        config.diffusion.condition_dropout = rate
+        settings = losses.loss_settings(config)
+        terms = losses.diffusion_terms(chain, p, batch, jax.random.key(3), settings,
+                                       deterministic=False)  # fmt: skip
+        return np.asarray(terms["ldm"])
+
+    conditioned, null, mixed = ldm(params, 0.0), ldm(blind, 0.0), ldm(params, 0.5)
+    kept = np.isclose(mixed, conditioned, rtol=1e-5)
+    dropped = np.isclose(mixed, null, rtol=1e-5)
+    assert not np.any(np.isclose(conditioned, null, rtol=1e-5))  # the spectrum matters
+    assert np.all(kept | dropped) and kept.any() and dropped.any()
+    config.diffusion.condition_dropout = 1.0
+    with pytest.raises(ValueError, match="condition_dropout=1.0"):
         losses.loss_settings(config)
 
 
