@@ -43,6 +43,9 @@ def define_flags() -> None:
     flags.DEFINE_float(
         "guidance", 1.0, "Classifier-free guidance weight (1: none; needs condition dropout)."
     )
+    flags.DEFINE_list(
+        "guidance_interval", ["0", "1"], "Normalised times lo,hi: guidance only at lo < t <= hi."
+    )
     flags.DEFINE_integer("batch_size", 8, "Spectra per jitted batch (x k samples each).")
     flags.DEFINE_integer("seed", 0, "Sampling seed (keys derive from seed and spectrum id).")
     flags.DEFINE_list(
@@ -52,6 +55,16 @@ def define_flags() -> None:
         "attention_spectra", 0, "Save attention maps of the first A spectra of the split."
     )
     flags.DEFINE_bool("verbose", False, "Show library INFO logs (JAX, Orbax, progress).")
+
+
+def _interval(values) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in values)
+    except ValueError:
+        raise generate.GenerateError(
+            f"--guidance_interval must be two numbers lo,hi, got {','.join(values)}"
+        ) from None
+    return lo, hi
 
 
 def main(argv) -> None:
@@ -67,7 +80,11 @@ def main(argv) -> None:
             num_spectra=FLAGS.num_spectra,
             samples_per_spectrum=FLAGS.samples_per_spectrum,
             settings=generate.SamplerSettings(
-                FLAGS.sampler, FLAGS.steps, FLAGS.eta, guidance=FLAGS.guidance
+                FLAGS.sampler,
+                FLAGS.steps,
+                FLAGS.eta,
+                guidance=FLAGS.guidance,
+                guidance_interval=_interval(FLAGS.guidance_interval),
             ),
             batch_size=FLAGS.batch_size,
             seed=FLAGS.seed,

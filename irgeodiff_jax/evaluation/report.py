@@ -122,6 +122,7 @@ def write_reports(samples_dir, out_dir, ks, fwhm_cm1=spectra.DEFAULT_FWHM_CM1, s
         steps=manifest.get("steps"),
         eta=manifest.get("extra", {}).get("eta"),
         guidance=manifest.get("extra", {}).get("guidance", 1.0),
+        guidance_interval=manifest.get("extra", {}).get("guidance_interval", [0.0, 1.0]),
         split=manifest.get("split"),
     )
     atomic.write_json(os.path.join(out_dir, "metrics.json"), out)

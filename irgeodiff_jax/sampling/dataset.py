@@ -90,7 +90,15 @@ def _write_batch(writer, source, indices, out, runner, attention_ids) -> str:
 
 def _check_extra(writer: sdir.SamplesWriter, extra: dict) -> None:
     old = writer.manifest.get("extra", {})
-    for key in ("seed", "eta", "guidance", "final_mode", "batch_size", "sizes"):
+    for key in (
+        "seed",
+        "eta",
+        "guidance",
+        "guidance_interval",
+        "final_mode",
+        "batch_size",
+        "sizes",
+    ):
         if key in old and old[key] != extra[key]:
             raise SampleError(
                 f"cannot resume {writer.directory}: {key} is {old[key]!r} there but "
@@ -133,6 +141,7 @@ def run_sampling(
         seed=int(seed),
         eta=float(settings.eta),
         guidance=float(settings.guidance),
+        guidance_interval=[float(v) for v in settings.guidance_interval],
         final_mode=settings.final_mode,
         batch_size=int(batch_size),
         sizes=list(runner.sizes),

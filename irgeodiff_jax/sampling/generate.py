@@ -54,6 +54,9 @@ class SamplerSettings:
             ε̂_null under ``chain.null_encoding``. 1 (default): the conditional ε̂ alone, one
             denoiser call per step; otherwise two. Meant for models trained with
             ``diffusion.condition_dropout > 0``.
+        guidance_interval: ``(lo, hi)``: guidance is applied only at normalised times
+            ``lo < t <= hi`` (elsewhere the weight is 1), as in guidance limited to an interval
+            (Kynkäänniemi et al., 2024); default ``(0, 1)``: at every step but the final one.
     """
 
     name: str = "fast"
@@ -61,6 +64,7 @@ class SamplerSettings:
     eta: float = 0.0
     final_mode: str = "sample"
     guidance: float = 1.0
+    guidance_interval: tuple[float, float] = (0.0, 1.0)
 
     def num_steps(self, schedule: NoiseSchedule) -> int:
         """Denoiser steps in the chain (T for the ancestral sampler)."""
@@ -78,6 +82,9 @@ class SamplerSettings:
             raise GenerateError(f"eta must be in [0, 1], got {self.eta}")
         if not (np.isfinite(self.guidance) and self.guidance >= 0.0):
             raise GenerateError(f"guidance must be a finite number >= 0, got {self.guidance}")
+        lo, hi = self.guidance_interval
+        if not 0.0 <= lo < hi <= 1.0:
+            raise GenerateError(f"guidance interval must satisfy 0 <= lo < hi <= 1, got {lo}, {hi}")
 
 
 ANCESTRAL = SamplerSettings("ancestral")
@@ -251,7 +258,9 @@ def make_generate_fn(
             if not guided:
                 return eps_cond
             eps_null = eps(z_t, t, conds[1])
-            return eps_null + settings.guidance * (eps_cond - eps_null)
+            lo, hi = settings.guidance_interval
+            w = jnp.where((t > lo) & (t <= hi), settings.guidance, 1.0)[:, None, None]
+            return eps_null + w * (eps_cond - eps_null)
 
         return reverse_chain(denoise_fn, key, mask[None])[0]
 

@@ -55,8 +55,8 @@ def loss_settings(config) -> dict:
     gradient, and ``recon`` is left out of the loss: the trainer freezes the whole autoencoder,
     so a train step has no backward pass through it and skips the decoder; evaluation still
     reports ``recon``), ``condition_dropout`` (probability that a training molecule's denoiser
-    gets the null condition ``chain.null_encoding``, for classifier-free guidance; 0 = the
-    paper).
+    gets the null condition ``chain.null_encoding`` in a train step, for classifier-free
+    guidance; evaluation always conditions; 0 = the paper).
     """
     loss = config.get("loss", {})
     diffusion = config.get("diffusion", {})
@@ -169,7 +169,8 @@ def diffusion_terms(chain, params, batch, rng, settings, *, deterministic) -> di
     eps = gaussian.sample_zero_com_noise(k_eps, x.shape, mask)
     z_t = gaussian.q_sample(z_x, t_int, eps, schedule)
     t = t_int.astype(jnp.float32) / schedule.num_steps
-    cond = chain.prepare(params, _drop_condition(rng, enc, settings["condition_dropout"]))
+    rate = 0.0 if deterministic else settings["condition_dropout"]  # evaluation: conditional
+    cond = chain.prepare(params, _drop_condition(rng, enc, rate))
     out = chain.network(params, z_t, t, z_h, mask, cond, deterministic=deterministic, rng=k_den)
     target = chain.target_value(z_x, eps, t)
     weight = _snr_weight(chain, t, settings["min_snr_gamma"])

@@ -133,6 +133,11 @@ def test_cli_errors_are_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         "sample: error: --buckets=14,x: expected comma-separated integers"
     )
+    proc = run_cli("irgeodiff_jax.sample", f"--out={tmp_path}", "--guidance_interval=0.5")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "sample: error: --guidance_interval must be two numbers lo,hi, got 0.5"
+    )
 
 
 @pytest.mark.slow

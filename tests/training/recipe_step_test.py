@@ -104,11 +104,11 @@ def test_condition_dropout_gives_some_molecules_the_null_condition():
     blind = model_params.without_cross_attention_kv(params)  # K/V as under the null condition
     batch = synthetic_batch(8)
 
-    def ldm(p, rate):
+    def ldm(p, rate, deterministic=False):
         config.diffusion.condition_dropout = rate
         settings = losses.loss_settings(config)
         terms = losses.diffusion_terms(chain, p, batch, jax.random.key(3), settings,
-                                       deterministic=False)  # fmt: skip
+                                       deterministic=deterministic)  # fmt: skip
         return np.asarray(terms["ldm"])
 
     conditioned, null, mixed = ldm(params, 0.0), ldm(blind, 0.0), ldm(params, 0.5)
@@ -116,6 +116,8 @@ def test_condition_dropout_gives_some_molecules_the_null_condition():
     dropped = np.isclose(mixed, null, rtol=1e-5)
     assert not np.any(np.isclose(conditioned, null, rtol=1e-5))  # the spectrum matters
     assert np.all(kept | dropped) and kept.any() and dropped.any()
+    # Evaluation always conditions.
+    np.testing.assert_array_equal(ldm(params, 0.5, True), ldm(params, 0.0, True))
     config.diffusion.condition_dropout = 1.0
     with pytest.raises(ValueError, match="condition_dropout=1.0"):
         losses.loss_settings(config)
