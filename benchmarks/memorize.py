@@ -15,6 +15,8 @@ are applied (``cpu_small``: none, the config as it is); the defaults (recipe
 ``frozen_ae_cosine``, budgets 300 / 1,500 / 23,000, sampler η = 1) are run v9 of
 ``benchmarks/README.md``, measured there in one piece: 45.1 min. Extra ``--config.*`` overrides
 after ``--`` are passed to the trainer after the recipe's (``-- --config.diffusion.target=v``).
+``--guidance=w`` (and ``--guidance_interval=lo,hi``) samples with classifier-free guidance
+(train with ``-- --config.diffusion.condition_dropout=0.1``; run v14).
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ _SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 100, "steps of the fast s
 _ETA = flags.DEFINE_float("eta", 1.0, "fast sampler stochasticity (0: DDIM, 1: DDPM-like)")
 _GUIDANCE = flags.DEFINE_float(
     "guidance", 1.0, "classifier-free guidance weight (1: none; train with condition dropout)"
+)
+_INTERVAL = flags.DEFINE_list(
+    "guidance_interval", ["0", "1"], "normalised times lo,hi: guidance only at lo < t <= hi"
 )
 
 
@@ -87,7 +92,8 @@ def subset_atom_counts(subset_dir: str) -> list[int]:
 
 
 def pipeline(work: str, config: str, overrides: list[str], num_spectra: int, k: int,
-             sampler_steps: int, eta: float = 0.0, guidance: float = 1.0) -> dict:  # fmt: skip
+             sampler_steps: int, eta: float = 0.0, guidance: float = 1.0,
+             interval: str = "0,1") -> dict:  # fmt: skip
     """Train → sample (test split) → evaluate in ``work``; returns metrics and wall times."""
     train_dir, samples, eval_dir = (os.path.join(work, d) for d in ("train", "samples", "eval"))
     times = {"train_s": run(["irgeodiff_jax.train", f"--config={config}:stage=all",
@@ -96,6 +102,7 @@ def pipeline(work: str, config: str, overrides: list[str], num_spectra: int, k: 
         "irgeodiff_jax.sample", f"--workdir={train_dir}", f"--out={samples}", "--split=test",
         f"--num_spectra={num_spectra}", f"--samples_per_spectrum={k}", "--sampler=fast",
         f"--steps={sampler_steps}", f"--eta={eta}", f"--guidance={guidance}",
+        f"--guidance_interval={interval}",
     ])  # fmt: skip
     times["evaluate_s"] = run(
         ["irgeodiff_jax.evaluate", f"--samples={samples}", f"--out={eval_dir}", "--oracle=none"]
@@ -115,7 +122,7 @@ def main(argv):
     overrides += list(argv[1:])
     t0 = time.time()
     m = pipeline(work, _CONFIG.value, overrides, _NUM.value, _K.value, _SAMPLER_STEPS.value,
-                 _ETA.value, _GUIDANCE.value)  # fmt: skip
+                 _ETA.value, _GUIDANCE.value, ",".join(_INTERVAL.value))  # fmt: skip
     m["total_s"] = time.time() - t0
     keys = ("validity", "stability", "connectivity", "mol_acc", "sim_g")
     print("\n| metric | value |\n|---|---|")
@@ -124,7 +131,8 @@ def main(argv):
             print(f"| {key} | {m[key]:.3f} |")
     summary = {key: m.get(key) for key in (*keys, "train_s", "sample_s", "evaluate_s", "total_s")}
     summary.update(num=_NUM.value, k=_K.value, eta=_ETA.value, guidance=_GUIDANCE.value,
-                   recipe=_RECIPE.value, overrides=overrides[6:])  # fmt: skip
+                   guidance_interval=_INTERVAL.value, recipe=_RECIPE.value,
+                   overrides=overrides[6:])  # fmt: skip
     print(json.dumps(summary))
 
 

@@ -1,8 +1,9 @@
 r"""Sample k geometries per spectrum of a dataset split with a trained model.
 
     python -m irgeodiff_jax.sample [--workdir=W] --out=DIR --split=test [--num_spectra=M] \
-        --samples_per_spectrum=k [--sampler=ancestral|fast --steps=K] [--eta=0] [--guidance=1] \
-        [--batch_size=B] [--seed=S] [--buckets=14,16,18,20,23] [--attention_spectra=A] [--verbose]
+        --samples_per_spectrum=k [--sampler=ancestral|fast --steps=K] [--eta=0] \
+        [--guidance=1 --guidance_interval=0,1] [--batch_size=B] [--seed=S] \
+        [--buckets=14,16,18,20,23] [--attention_spectra=A] [--verbose]
 
 Restores the EMA parameters of the training workdir W (without ``--workdir``: the model shipped
 with the package, ``irgeodiff_jax/pretrained/``, whose data settings name the embedded subset)
@@ -13,8 +14,9 @@ writes the same arrays as an uninterrupted run. ``--buckets`` pads each batch on
 smallest of these sizes (and ``max_atoms``) that holds its molecules, instead of the model
 config's ``data.buckets`` (``--buckets=``: every batch padded to ``max_atoms``): the same
 samples up to float rounding (``ModelRunner``), at a cost that grows with the real atoms
-(``benchmarks/buckets.py``). Bad flags or inputs give a one-line ``sample: error: ...`` and exit
-status 2.
+(``benchmarks/buckets.py``). ``--guidance=w`` (w != 1) samples with classifier-free guidance,
+for models trained with ``diffusion.condition_dropout > 0`` (``SamplerSettings``). Bad flags
+or inputs give a one-line ``sample: error: ...`` and exit status 2.
 """
 
 import json
