@@ -156,7 +156,7 @@ def test_guidance_zero_is_the_null_condition_one_or_outside_its_interval_unguide
     close(positions(blind, 3.0), positions(blind, 1.0))
     guided = positions(params, 3.0)
     assert np.all(np.isfinite(guided)) and not np.allclose(guided, plain, atol=1e-3)
-    # Steps at t = 1, 0.75, 0.5, 0.25 and the final t = 0: none lies in (0, 0.1].
+    # T = 50, K = 4: steps at t = 1, 0.76, 0.5, 0.26 and the final t = 0, none in (0, 0.1].
     close(positions(params, 3.0, (0.0, 0.1)), plain)
     with pytest.raises(generate.GenerateError, match="guidance"):
         generate.SamplerSettings("fast", steps=4, guidance=-1.0).check(schedule)
