@@ -140,20 +140,25 @@ def test_guidance_zero_is_the_null_condition_one_or_outside_its_interval_unguide
     rows = _spectra(2, seed=3)
     inputs = _inputs(rows, [0, 1], [4, 9])
 
-    def positions(p, guidance, interval=(0.0, 1.0)):
+    @functools.cache  # one compilation per setting, shared by both parameter sets
+    def sampler(guidance, interval):
         settings = generate.SamplerSettings(
             "fast", steps=4, eta=1.0, guidance=guidance, guidance_interval=interval
         )
-        fn = generate.make_generate_fn(models, schedule, samples_per_spectrum=2, settings=settings)
-        return np.asarray(fn(p, inputs)["positions"])
+        return generate.make_generate_fn(
+            models, schedule, samples_per_spectrum=2, settings=settings
+        )
 
-    plain = positions(params, 1.0)
+    def positions(p, guidance, interval=(0.0, 1.0)):
+        return np.asarray(sampler(guidance, interval)(p, inputs)["positions"])
+
+    plain, blind_plain = positions(params, 1.0), positions(blind, 1.0)
     # w = 0: every step uses ε̂_null alone, i.e. a denoiser that cannot read the spectrum.
     # (The untrained model's samples are O(100): a relative tolerance, for float rounding.)
     close = functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-5)
-    close(positions(params, 0.0), positions(blind, 1.0))
+    close(positions(params, 0.0), blind_plain)
     # When the spectrum changes nothing, any weight gives the unguided samples.
-    close(positions(blind, 3.0), positions(blind, 1.0))
+    close(positions(blind, 3.0), blind_plain)
     guided = positions(params, 3.0)
     assert np.all(np.isfinite(guided)) and not np.allclose(guided, plain, atol=1e-3)
     # T = 50, K = 4: steps at t = 1, 0.76, 0.5, 0.26 and the final t = 0, none in (0, 0.1].
