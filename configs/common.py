@@ -158,6 +158,8 @@ def model_config(size: str = "base") -> ml_collections.ConfigDict:
             "remat": False,
             # Memory switch: EGNN blocks and edge layers as rematerialised loops (lax.scan).
             "scan_layers": False,
+            # Learning option (not the paper): read the previous clean-latent estimate.
+            "self_condition": False,
         }
     )
     return model

@@ -17,6 +17,9 @@ is drawn there and each new state is re-centred. After the chain, the final step
 to ``x̂ = (z_0 - sigma_0 eps_hat) / alpha_0``, plus zero-CoM noise of std
 ``sigma_0 / alpha_0 = exp(½ gamma_0)`` in ``"sample"`` mode, or nothing in ``"mean"`` mode.
 
+Stateful denoisers: with ``aux_init`` given, ``denoise_fn(z_t, t, aux) -> (eps_hat, aux)`` and
+``aux`` is carried from step to step (self-conditioning carries the previous x̂0 this way).
+
 PRNG use: ``key`` is split into (initial state, per-step keys, final noise); the per-step keys
 are ``split(k_steps, K)``. Both samplers use the same layout, so for ``K = T`` and ``eta = 1``
 they consume identical random numbers.
@@ -107,11 +110,11 @@ def _check_common(atom_mask: jax.Array, final_mode: str) -> None:
         raise SamplerError(f"final_mode must be one of {FINAL_MODES}, got {final_mode!r}")
 
 
-def _final_step(denoise_fn, z0, key, atom_mask, schedule, final_mode, dtype):
+def _final_step(denoise_fn, z0, aux, key, atom_mask, schedule, final_mode, dtype):
     """``x̂ = (z_0 - sigma_0 eps_hat)/alpha_0`` (+ zero-CoM noise of std exp(½ gamma_0))."""
     gamma_0 = schedule.gamma(jnp.int32(0)).astype(dtype)
     t_zero = jnp.zeros(z0.shape[:1], dtype)
-    eps_hat = denoise_fn(z0, t_zero).astype(dtype)
+    eps_hat = denoise_fn(z0, t_zero, aux)[0].astype(dtype)
     x = (z0 - _sigma(gamma_0) * eps_hat) / jnp.sqrt(jax.nn.sigmoid(-gamma_0))
     if final_mode == "sample":
         x = x + jnp.exp(0.5 * gamma_0) * sample_zero_com_noise(key, z0.shape, atom_mask, dtype)
@@ -129,33 +132,44 @@ def _run_chain(
     return_trajectory: bool,
     n_dims: int,
     dtype,
+    aux_init=None,
 ):
     """Run the reverse chain along the descending integer ``grid`` (one ``lax.scan``)."""
     _check_common(atom_mask, final_mode)
+    if aux_init is None:  # a plain denoiser: carry nothing
+
+        def stateful(z_t, t, aux):
+            return denoise_fn(z_t, t), aux
+
+        aux_init = ()
+    else:
+        stateful = denoise_fn
     shape = (*atom_mask.shape, n_dims)
     num_transitions = len(grid) - 1
     k_init, k_steps, k_final = jax.random.split(key, 3)
     z_init = sample_zero_com_noise(k_init, shape, atom_mask, dtype)
 
-    def step(z_t, inputs):
+    def step(carry, inputs):
+        z_t, aux = carry
         t_int, s_int, step_key = inputs
         gamma_t = schedule.gamma(t_int).astype(dtype)
         gamma_s = schedule.gamma(s_int).astype(dtype)
         coef_z, coef_eps, noise_std = coefficients(gamma_t, gamma_s)
         t_norm = jnp.full(shape[:1], t_int.astype(dtype) / schedule.num_steps)
-        eps_hat = denoise_fn(z_t, t_norm).astype(dtype)
+        eps_hat, aux = stateful(z_t, t_norm, aux)
+        eps_hat = eps_hat.astype(dtype)
         noise = sample_zero_com_noise(step_key, shape, atom_mask, dtype)
         z_s = coef_z * z_t + coef_eps * eps_hat + noise_std * noise
         z_s = remove_mean_with_mask(z_s, atom_mask)
-        return z_s, (z_s if return_trajectory else None)
+        return (z_s, aux), (z_s if return_trajectory else None)
 
     xs = (
         jnp.asarray(grid[:-1], jnp.int32),
         jnp.asarray(grid[1:], jnp.int32),
         jax.random.split(k_steps, num_transitions),
     )
-    z_last, states = jax.lax.scan(step, z_init, xs)
-    x = _final_step(denoise_fn, z_last, k_final, atom_mask, schedule, final_mode, dtype)
+    (z_last, aux_last), states = jax.lax.scan(step, (z_init, aux_init), xs)
+    x = _final_step(stateful, z_last, aux_last, k_final, atom_mask, schedule, final_mode, dtype)
     if return_trajectory:
         return x, jnp.concatenate([z_init[None], states], axis=0)
     return x
@@ -171,6 +185,7 @@ def ancestral_sample(
     return_trajectory: bool = False,
     n_dims: int = 3,
     dtype=jnp.float32,
+    aux_init=None,
 ):
     """Full ancestral sampler (T denoiser calls in the chain plus one for the final step).
 
@@ -188,6 +203,7 @@ def ancestral_sample(
         return_trajectory: Also return the chain states.
         n_dims: ``D``, the coordinate dimension.
         dtype: Float dtype of the computation.
+        aux_init: initial state of a stateful ``denoise_fn`` (module docstring); None: plain.
 
     Returns:
         ``x̂ [B, N, D]`` (zero CoM, zero padding); with ``return_trajectory`` the pair
@@ -208,6 +224,7 @@ def ancestral_sample(
         return_trajectory,
         n_dims,
         dtype,
+        aux_init,
     )
 
 
@@ -223,6 +240,7 @@ def fast_sample(
     return_trajectory: bool = False,
     n_dims: int = 3,
     dtype=jnp.float32,
+    aux_init=None,
 ):
     """DDIM-style sampler on ``strided_timesteps(T, num_steps)`` (K + 1 denoiser calls).
 
@@ -243,6 +261,7 @@ def fast_sample(
         return_trajectory: Also return the chain states.
         n_dims: ``D``.
         dtype: Float dtype of the computation.
+        aux_init: initial state of a stateful ``denoise_fn`` (module docstring); None: plain.
 
     Returns:
         ``x̂ [B, N, D]``; with ``return_trajectory`` also ``states [K + 1, B, N, D]`` holding
@@ -270,4 +289,5 @@ def fast_sample(
         return_trajectory,
         n_dims,
         dtype,
+        aux_init,
     )

@@ -14,7 +14,8 @@ checkpoint of the diffusion stage.
 
 Target: the denoiser network's raw output ``out`` is read as ε (the paper), as ``x0 - z_t``
 (x0-prediction: the EGNN moves ``z_t`` onto the clean latent) or as ``v = α ε - σ z0``;
-``predict_eps`` always returns ε̂, so the samplers do not depend on the target.
+``predict`` always returns (ε̂, x̂0) and ``predict_eps`` ε̂, so the samplers do not depend on the
+target.
 
 Guidance: a denoiser trained with ``diffusion.condition_dropout`` also knows the null condition
 (``null_encoding``); the samplers then mix ``ε̂_null + w (ε̂ - ε̂_null)`` (classifier-free
@@ -33,6 +34,8 @@ from irgeodiff_jax.diffusion.schedules import NoiseSchedule
 from irgeodiff_jax.utils.geometry import remove_mean_with_mask
 
 TARGETS = ("eps", "x0", "v")
+# Bound on |x̂0| from an ε-prediction near t = 1 (unit-scale latents lie well inside it).
+X0_CLIP = 10.0
 
 
 class ChainError(ValueError):
@@ -135,11 +138,17 @@ class ModelChain:
             {"params": params["denoiser"]}, encoding, method="prepare"
         )
 
-    def network(self, params, z_t, t, z_h, atom_mask, cond, *, deterministic=True, rng=None):
+    @property
+    def self_conditioning(self) -> bool:
+        """Whether the denoiser reads a previous clean-latent estimate ``z_sc``."""
+        return bool(getattr(self.models["denoiser"], "self_condition", False))
+
+    def network(self, params, z_t, t, z_h, atom_mask, cond, *, deterministic=True, rng=None,
+                z_sc=None):  # fmt: skip
         """The denoiser network's raw output ``[B, N, 3]`` (its meaning depends on ``target``)."""
         return self.models["denoiser"].apply(
             {"params": params["denoiser"]}, z_t, t, z_h, atom_mask, cond,
-            deterministic=deterministic, rngs=_rngs(rng),
+            deterministic=deterministic, rngs=_rngs(rng), z_sc=z_sc,
         )  # fmt: skip
 
     def alpha_sigma(self, t) -> tuple[jax.Array, jax.Array]:
@@ -162,6 +171,18 @@ class ModelChain:
             eps = sigma * z_t + alpha * out
         return remove_mean_with_mask(jnp.where(atom_mask[..., None], eps, 0.0), atom_mask)
 
+    def output_to_x0(self, out, z_t, t, atom_mask) -> jax.Array:
+        """The clean-latent estimate x̂0 from the network output (for self-conditioning)."""
+        if self.target == "x0":
+            x0 = z_t + out
+        else:
+            alpha, sigma = self.alpha_sigma(t)
+            if self.target == "v":
+                x0 = alpha * z_t - sigma * out
+            else:  # (z_t - σ ε̂) / α, with α = 0.003 at t = 1 under polynomial_2: clipped
+                x0 = jnp.clip((z_t - sigma * out) / alpha, -X0_CLIP, X0_CLIP)
+        return remove_mean_with_mask(jnp.where(atom_mask[..., None], x0, 0.0), atom_mask)
+
     def target_value(self, z0, eps, t) -> jax.Array:
         """What the network should output for clean latent ``z0`` and noise ``eps`` at ``t``."""
         if self.target == "eps":
@@ -172,6 +193,14 @@ class ModelChain:
 
     def predict_eps(self, params, z_t, t, z_h, atom_mask, cond, *, deterministic=True, rng=None):
         """ε̂ ``[B, N, 3]`` for the samplers, whatever the network's target."""
+        return self.predict(params, z_t, t, z_h, atom_mask, cond,
+                            deterministic=deterministic, rng=rng)[0]  # fmt: skip
+
+    def predict(self, params, z_t, t, z_h, atom_mask, cond, *, deterministic=True, rng=None,
+                z_sc=None) -> tuple[jax.Array, jax.Array]:  # fmt: skip
+        """``(ε̂, x̂0)`` ``[B, N, 3]`` each, whatever the network's target (``z_sc``: the
+        self-conditioning input, ignored by a denoiser without it)."""
+        mask = atom_mask.astype(bool)
         out = self.network(params, z_t, t, z_h, atom_mask, cond,
-                           deterministic=deterministic, rng=rng)  # fmt: skip
-        return self.output_to_eps(out, z_t, t, atom_mask.astype(bool))
+                           deterministic=deterministic, rng=rng, z_sc=z_sc)  # fmt: skip
+        return self.output_to_eps(out, z_t, t, mask), self.output_to_x0(out, z_t, t, mask)

@@ -28,8 +28,13 @@ Attention maps: ``MultiHeadAttention`` sows ``intermediates/.../attention_weight
 ``edge_cross_attention`` ``[B, heads, P, K]`` with pairs indexed by ``pair_indices`` (unordered)
 or ``i * N + j`` (ordered).
 
-``eps`` is E(3)-equivariant: it rotates/reflects with ``z_t`` and is translation invariant; it is
-permutation-equivariant over atoms and padded atoms are ignored.
+Self-conditioning (``self_condition=True``; Chen et al. 2022, "Analog Bits"): the network also
+reads its own previous estimate of the clean latent, ``z_sc [B, N, 3]`` (zeros: none). Its
+squared pair distances ``|z_sc_i - z_sc_j|^2`` join ``e0_ij``'s input and every EGNN block's edge
+features, so the output stays E(3)-equivariant.
+
+``eps`` is E(3)-equivariant: it rotates/reflects with ``z_t`` (and ``z_sc``) and is translation
+invariant; it is permutation-equivariant over atoms and padded atoms are ignored.
 """
 
 from typing import Literal
@@ -101,6 +106,7 @@ class Denoiser(nn.Module):
         backward pass then holds one layer's activations at a time. Same parameter tree and,
         without dropout, the same values and gradients; edge-stream dropout masks are drawn per
         layer, and its attention weights are not sown.
+      self_condition: read a previous clean-latent estimate ``z_sc`` (module docstring).
     """
 
     latent_h_dim: int = 16
@@ -123,6 +129,7 @@ class Denoiser(nn.Module):
     dtype: jnp.dtype = jnp.float32
     remat: bool = False
     scan_layers: bool = False
+    self_condition: bool = False
 
     def setup(self):
         if self.edge_pairs not in ("unordered", "ordered"):
@@ -180,6 +187,7 @@ class Denoiser(nn.Module):
         cond: DenoiserCondition,
         *,
         deterministic: bool,
+        sc_sq_dist: jax.Array | None = None,
     ) -> jax.Array:
         """Spectrum-conditioned edge features ``a_ij [B, N, N, edge_out_dim]`` (symmetric).
 
@@ -189,6 +197,7 @@ class Denoiser(nn.Module):
           atom_mask: ``[B, N]``.
           cond: output of ``prepare``.
           deterministic: disable dropout.
+          sc_sq_dist: with self-conditioning, ``|z_sc_i - z_sc_j|^2 [B, N, N]``.
 
         Returns:
           Float32 ``[B, N, N, edge_out_dim]``; entries involving padded atoms or the diagonal
@@ -196,13 +205,17 @@ class Denoiser(nn.Module):
         """
         batch, n = atom_mask.shape
         sq_dist = pairwise_sq_dist(z_t)
+        if sc_sq_dist is not None:
+            sq_dist = jnp.stack([sq_dist, sc_sq_dist], axis=-1)
+        else:
+            sq_dist = sq_dist[..., None]
         real = atom_mask.astype(bool)
         if self.edge_pairs == "unordered":
             i, j = pair_indices(n)
-            feats = jnp.concatenate([sq_dist[:, i, j][..., None], h[:, i] + h[:, j]], axis=-1)
+            feats = jnp.concatenate([sq_dist[:, i, j], h[:, i] + h[:, j]], axis=-1)
             token_mask = real[:, i] & real[:, j]
         else:
-            feats = jnp.concatenate([sq_dist[..., None], h[:, :, None] + h[:, None, :]], axis=-1)
+            feats = jnp.concatenate([sq_dist, h[:, :, None] + h[:, None, :]], axis=-1)
             feats = feats.reshape(batch, n * n, -1)
             token_mask = (real[:, :, None] & real[:, None, :] & ~np.eye(n, dtype=bool)).reshape(
                 batch, n * n
@@ -227,6 +240,7 @@ class Denoiser(nn.Module):
         cond: DenoiserCondition,
         *,
         deterministic: bool,
+        z_sc: jax.Array | None = None,
     ) -> jax.Array:
         """Predicts the noise on the latent positions.
 
@@ -237,6 +251,8 @@ class Denoiser(nn.Module):
           atom_mask: ``[B, N]``, 1/True for real atoms.
           cond: ``prepare(encoding)``.
           deterministic: disable dropout.
+          z_sc: with ``self_condition``, the previous clean-latent estimate ``[B, N, 3]``
+            (None or zeros: none); ignored otherwise.
 
         Returns:
           ``eps [B, N, 3]`` float32, mean-removed over real atoms, padded rows zero.
@@ -251,7 +267,14 @@ class Denoiser(nn.Module):
             h, atom_mask, cond.atom_kvs, cond.mask, deterministic=deterministic
         )
         h_all = jnp.concatenate([h, h_attn.astype(jnp.float32)], axis=-1)
-        a = self.edge_attributes(z_t, h, atom_mask, cond, deterministic=deterministic)
+        sc_sq_dist = None
+        if self.self_condition:
+            z_sc = jnp.zeros_like(z_t) if z_sc is None else jnp.where(node, z_sc, 0)
+            sc_sq_dist = pairwise_sq_dist(z_sc.astype(jnp.float32))
+        a = self.edge_attributes(z_t, h, atom_mask, cond, deterministic=deterministic,
+                                 sc_sq_dist=sc_sq_dist)  # fmt: skip
+        if sc_sq_dist is not None:
+            a = jnp.concatenate([a, sc_sq_dist[..., None]], axis=-1)
         x_final = self.egnn(h_all, z_t, atom_mask, a).x
         return remove_mean_with_mask(x_final - z_t, atom_mask)
 
@@ -264,7 +287,8 @@ class Denoiser(nn.Module):
         encoding: SpectralEncoding,
         *,
         deterministic: bool,
+        z_sc: jax.Array | None = None,
     ) -> jax.Array:
         """``prepare`` followed by ``__call__`` (one step; also initialises all parameters)."""
         cond = self.prepare(encoding)
-        return self(z_t, t, z_h, atom_mask, cond, deterministic=deterministic)
+        return self(z_t, t, z_h, atom_mask, cond, deterministic=deterministic, z_sc=z_sc)

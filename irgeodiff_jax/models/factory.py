@@ -106,6 +106,7 @@ def create_models(config: ml_collections.ConfigDict) -> dict[str, nn.Module]:
         dtype=dtype,
         remat=den.get("remat", False),  # configs saved before the switches existed lack them
         scan_layers=den.get("scan_layers", False),
+        self_condition=den.get("self_condition", False),
     )
     return {"classifier": classifier, "autoencoder": autoencoder, "denoiser": denoiser}
 

@@ -229,10 +229,10 @@ def make_generate_fn(
     chain = ModelChain(models, schedule, target)
     k = int(samples_per_spectrum)
 
-    def reverse_chain(denoise_fn, key, mask):
+    def reverse_chain(denoise_fn, key, mask, aux_init):
         if settings.name == "ancestral":
             return sampler_lib.ancestral_sample(
-                denoise_fn, key, mask, schedule, final_mode=settings.final_mode
+                denoise_fn, key, mask, schedule, final_mode=settings.final_mode, aux_init=aux_init
             )
         return sampler_lib.fast_sample(
             denoise_fn,
@@ -242,27 +242,33 @@ def make_generate_fn(
             num_steps=settings.steps,
             eta=settings.eta,
             final_mode=settings.final_mode,
+            aux_init=aux_init,
         )
 
     guided = settings.guidance != 1.0
 
     def one_sample(params, key, z_h, mask, conds):
         """One sample of one spectrum (unbatched inputs; the sampler sees a batch of one).
-        ``conds``: the spectrum's condition, then (with guidance) the null condition."""
+        ``conds``: the spectrum's condition, then (with guidance) the null condition. A
+        self-conditioned denoiser reads the previous step's (guided) x̂0, zeros at first."""
 
-        def eps(z_t, t, cond):
-            return chain.predict_eps(params, z_t, t, z_h[None], mask[None], _add_axis(cond))
+        def predict(z_t, t, cond, z_sc):
+            return chain.predict(params, z_t, t, z_h[None], mask[None], _add_axis(cond), z_sc=z_sc)
 
-        def denoise_fn(z_t, t):
-            eps_cond = eps(z_t, t, conds[0])
+        def denoise_fn(z_t, t, z_sc):
+            eps_cond, x0_cond = predict(z_t, t, conds[0], z_sc)
             if not guided:
-                return eps_cond
-            eps_null = eps(z_t, t, conds[1])
+                return eps_cond, x0_cond
+            eps_null, x0_null = predict(z_t, t, conds[1], z_sc)
             lo, hi = settings.guidance_interval
             w = jnp.where((t > lo) & (t <= hi), settings.guidance, 1.0)[:, None, None]
-            return eps_null + w * (eps_cond - eps_null)
+            return eps_null + w * (eps_cond - eps_null), x0_null + w * (x0_cond - x0_null)
 
-        return reverse_chain(denoise_fn, key, mask[None])[0]
+        if not chain.self_conditioning:
+            return reverse_chain(lambda z_t, t: denoise_fn(z_t, t, None)[0], key, mask[None],
+                                 None)[0]  # fmt: skip
+        z_sc = jnp.zeros((1, *mask.shape, 3), jnp.float32)
+        return reverse_chain(denoise_fn, key, mask[None], z_sc)[0]
 
     def one_spectrum(params, key, z_h, mask, conds):
         sample_keys = jax.vmap(lambda j: jax.random.fold_in(key, j))(jnp.arange(k))

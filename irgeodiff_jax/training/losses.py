@@ -56,7 +56,8 @@ def loss_settings(config) -> dict:
     so a train step has no backward pass through it and skips the decoder; evaluation still
     reports ``recon``), ``condition_dropout`` (probability that a training molecule's denoiser
     gets the null condition ``chain.null_encoding`` in a train step, for classifier-free
-    guidance; evaluation always conditions; 0 = the paper).
+    guidance; evaluation always conditions; 0 = the paper). Self-conditioning is the denoiser's
+    own switch (``model.denoiser.self_condition``, read through the chain; ``_self_condition``).
     """
     loss = config.get("loss", {})
     diffusion = config.get("diffusion", {})
@@ -171,7 +172,10 @@ def diffusion_terms(chain, params, batch, rng, settings, *, deterministic) -> di
     t = t_int.astype(jnp.float32) / schedule.num_steps
     rate = 0.0 if deterministic else settings["condition_dropout"]  # evaluation: conditional
     cond = chain.prepare(params, _drop_condition(rng, enc, rate))
-    out = chain.network(params, z_t, t, z_h, mask, cond, deterministic=deterministic, rng=k_den)
+    z_sc = _self_condition(chain, params, (z_t, t, z_h, mask, cond), rng, k_den,
+                           deterministic=deterministic)  # fmt: skip
+    out = chain.network(params, z_t, t, z_h, mask, cond, deterministic=deterministic, rng=k_den,
+                        z_sc=z_sc)  # fmt: skip
     target = chain.target_value(z_x, eps, t)
     weight = _snr_weight(chain, t, settings["min_snr_gamma"])
     if settings["atom_weighting"] == "atom":
@@ -200,6 +204,29 @@ def _drop_condition(rng, enc, rate: float):
         return enc
     keep = jax.random.bernoulli(jax.random.fold_in(rng, 1), 1.0 - rate, enc.mask.shape[:1])
     return chain_lib.null_encoding(enc, keep)
+
+
+def _self_condition(chain, params, inputs, rng, k_den, *, deterministic):
+    """The denoiser's self-conditioning input (None for a denoiser without it).
+
+    In a train step, on half the steps (one draw per batch, its own key ``fold_in(rng, 2)``) a
+    first pass with ``z_sc = 0`` gives the network's own x̂0, fed back without gradient; on the
+    others ``z_sc`` is zero, so the network also learns the first sampler step. Evaluation
+    always makes the first pass, as the sampler does from its second step on.
+    """
+    if not chain.self_conditioning:
+        return None
+    z_t, t, z_h, mask, cond = inputs
+
+    def estimate():
+        out = chain.network(params, z_t, t, z_h, mask, cond, deterministic=deterministic,
+                            rng=jax.random.fold_in(k_den, 1), z_sc=jnp.zeros_like(z_t))  # fmt: skip
+        return jax.lax.stop_gradient(chain.output_to_x0(out, z_t, t, mask.astype(bool)))
+
+    if deterministic:
+        return estimate()
+    use = jax.random.bernoulli(jax.random.fold_in(rng, 2), 0.5)
+    return jax.lax.cond(use, estimate, lambda: jnp.zeros_like(z_t))
 
 
 def _latent_std(z, mask) -> jax.Array:

@@ -194,6 +194,28 @@ def test_jitted_samplers_trace_once(problem):
     _check_states(jnp.stack([*first, *second]), mask)
 
 
+def test_stateful_denoiser_carries_its_state(problem):
+    """A step counter carried as ``aux`` (0 at the first step, K at the final one) scaling the
+    output gives the samples of the stateless denoiser that reads the same factor off t."""
+    mask, _, _ = problem
+    k = 5
+
+    def plain(z_t, t):  # on a K-step grid, step i has t = 1 - i / K (and t = 0 at the end)
+        return jnp.tanh(z_t) * (1.0 - t[:, None, None])
+
+    def counting(z_t, t, count):
+        return jnp.tanh(z_t) * count / k, count + 1.0
+
+    runs = (
+        (sampler.fast_sample, polynomial_schedule(T=20), {"num_steps": k, "eta": 0.5}),
+        (sampler.ancestral_sample, polynomial_schedule(T=k), {}),
+    )
+    for run, schedule, kw in runs:
+        want = run(plain, jax.random.key(4), mask, schedule, **kw)
+        got = run(counting, jax.random.key(4), mask, schedule, aux_init=jnp.float32(0.0), **kw)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_strided_timesteps():
     np.testing.assert_array_equal(sampler.strided_timesteps(10, 10), np.arange(10, -1, -1))
     grid = sampler.strided_timesteps(T, 50)

@@ -110,6 +110,37 @@ def test_padding_changes_nothing(model, garbage):
     assert not np.any(got[:, 5:])
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _forward_sc(den, params, x, t, z_h, mask, enc, z_sc):
+    variables = {"params": params}
+    return den.apply(variables, x, t, z_h, mask, enc, deterministic=True, method="forward",
+                     z_sc=z_sc)  # fmt: skip
+
+
+def test_self_conditioning_input_is_read_equivariantly(keys):
+    """With ``self_condition`` the previous estimate ``z_sc`` changes ε̂; rotating and
+    translating ``z_t`` with ``z_sc`` rotated too rotates ε̂; ``z_sc``'s padded rows are ignored."""
+    config = test_config.get_config()
+    config.model.denoiser.self_condition = True
+    models = factory.create_models(config)
+    model = (models, random_params(models, config, seed=2))
+    b = _inputs(model, num_real=(5, 3))
+    mask = b["mask"][..., None]
+    z_sc = b["x"][:, ::-1] * mask + 0.3 * np.random.default_rng(3).normal(size=b["x"].shape)
+    z_sc = (z_sc - (z_sc * mask).sum(1, keepdims=True) / mask.sum(1, keepdims=True)) * mask
+
+    def eps(x, sc):
+        args = (x, b["t"], b["z_h"], b["mask"], b["enc"], sc.astype(np.float32))
+        return _forward_sc(models["denoiser"], model[1]["denoiser"], *args)
+
+    base = eps(b["x"], z_sc)
+    assert float(jnp.max(jnp.abs(base - eps(b["x"], np.zeros_like(z_sc))))) > 1e-3
+    q = np.asarray(random_orthogonal(next(keys), reflect=True))
+    moved = (b["x"] @ q.T + np.array([1.0, 0.5, -2.0])) * mask
+    np.testing.assert_allclose(eps(moved, z_sc @ q.T), base @ q.T, atol=TOL)
+    np.testing.assert_allclose(eps(b["x"], z_sc + 4.0 * (1.0 - mask)), base, atol=TOL)
+
+
 def test_unordered_pairs_match_all_ordered_pairs(model):
     models, params = model
     den = models["denoiser"]

@@ -167,3 +167,40 @@ def test_guidance_zero_is_the_null_condition_one_or_outside_its_interval_unguide
         generate.SamplerSettings("fast", steps=4, guidance=-1.0).check(schedule)
     with pytest.raises(generate.GenerateError, match="interval"):
         generate.SamplerSettings("fast", steps=4, guidance_interval=(0.5, 0.5)).check(schedule)
+
+
+def _without_self_conditioning(params: dict, zero: bool) -> dict:
+    """A self-conditioned denoiser's parameters with the weights that read ``z_sc`` (row 1 of
+    the edge stream's input, the last row of every EGNN block's edge and coordinate inputs)
+    zeroed (``zero``) or removed (the plain denoiser's parameter tree)."""
+    out = jax.tree.map(np.array, params)
+
+    def edit(kernel, row):
+        return np.where(np.arange(len(kernel))[:, None] == row % len(kernel), 0, kernel) if zero \
+            else np.delete(kernel, row, axis=0)  # fmt: skip
+
+    den = out["denoiser"]
+    den["edge_in"]["kernel"] = edit(den["edge_in"]["kernel"], 1)
+    for name, block in den["egnn"].items():
+        if name.startswith("block_"):
+            for layer in ("edge_in", "coord_in"):
+                block[layer]["kernel"] = edit(block[layer]["kernel"], -1)
+    return out
+
+
+def test_self_conditioning_carries_the_previous_estimate(model, fast_fn):
+    """A self-conditioned denoiser whose ``z_sc`` weights are zero samples exactly as the plain
+    denoiser with the other weights; with them, later steps read the carried estimate."""
+    models, _, schedule = model
+    config = test_config.get_config()
+    config.model.denoiser.self_condition = True
+    sc_models = factory.create_models(config)
+    params = jax.jit(lambda key: factory.init_params(sc_models, config, key))(jax.random.key(1))
+    settings = generate.SamplerSettings("fast", steps=4, eta=1.0)
+    fn = generate.make_generate_fn(sc_models, schedule, samples_per_spectrum=K, settings=settings)
+    inputs = _inputs(_spectra(2, seed=5), [0, 1], [2, 7])
+    blind = np.asarray(fn(_without_self_conditioning(params, zero=True), inputs)["positions"])
+    plain = fast_fn(_without_self_conditioning(params, zero=False), inputs)["positions"]
+    np.testing.assert_allclose(blind, np.asarray(plain), rtol=1e-5, atol=1e-5)
+    used = np.asarray(fn(params, inputs)["positions"])
+    assert np.all(np.isfinite(used)) and not np.allclose(used, blind, atol=1e-3)

@@ -17,6 +17,7 @@ def test_diffusion_step_with_recipe_options():
     config = step_config("diffusion")
     config.diffusion.update(target="v", timestep_power=2.0, min_snr_gamma=5.0, fixed_latents=True)
     config.loss.latent_noise = 0.03
+    config.model.denoiser.self_condition = True
     models = factory.create_models(config)
     params = jax.jit(lambda k: factory.init_params(models, config, k))(jax.random.key(0))
     params["autoencoder"]["latent_scale"] = np.float32(0.3)
