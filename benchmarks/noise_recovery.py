@@ -5,7 +5,8 @@
 For each start time ``t0`` (``--starts``), the encoder latents ``z0`` of ``--num`` molecules of
 ``--split`` are noised to ``z_t0 = α z0 + σ ε`` and denoised back with the deterministic strided
 sampler (DDIM, ``--stride`` timesteps a step, same ε̂ as the model's sampler, final step as in
-``diffusion/sampler.py``), then decoded. Printed per ``t0``: latent RMSE of the result against
+``diffusion/sampler.py``; a self-conditioned denoiser reads its previous x̂0, zeros at the
+first step), then decoded. Printed per ``t0``: latent RMSE of the result against
 ``z0``, and the fraction of molecules whose assigned bonds match the reference (and are valid).
 ``t0 = 0`` is the autoencoder alone. A model whose recovery breaks down at some ``t0`` fails at
 that noise level; a breakdown only at ``t0 = T`` points at the sampler's first steps. The last
@@ -75,15 +76,16 @@ def main(argv):
     cond = chain.prepare(params, enc)
 
     @jax.jit
-    def denoise(z_t, t_int):
+    def denoise(z_t, t_int, z_sc):  # (ε̂, x̂0); z_sc: a self-conditioned model's last x̂0
         t = jnp.full((z_t.shape[0],), t_int / schedule.num_steps, jnp.float32)
-        return chain.predict_eps(params, z_t, t, z_h, mask, cond)
+        return chain.predict(params, z_t, t, z_h, mask, cond, z_sc=z_sc)
 
     @jax.jit
-    def ddim_step(z, t_int, s_int):
+    def ddim_step(z, z_sc, t_int, s_int):
         gt, gs = schedule.gamma(t_int), schedule.gamma(s_int)
         coef_z, coef_eps, _ = sampler_lib.ddim_coefficients(gt, gs, jnp.float32(0.0))
-        return remove_mean_with_mask(coef_z * z + coef_eps * denoise(z, t_int), mask)
+        eps_hat, x0_hat = denoise(z, t_int, z_sc)
+        return remove_mean_with_mask(coef_z * z + coef_eps * eps_hat, mask), x0_hat
 
     decode = jax.jit(lambda z: chain.decode_latent(params, z, z_h, mask))
     results = {}
@@ -92,10 +94,12 @@ def main(argv):
         z = gaussian.q_sample(z0, jnp.full((z0.shape[0],), t0), eps, schedule)
         steps = max(t0 // _STRIDE.value, 1)
         grid = np.floor(np.linspace(t0, 0, steps + 1) + 0.5).astype(np.int32) if t0 else [0]
+        z_sc = jnp.zeros_like(z)
         for t, s in zip(grid[:-1], grid[1:], strict=True):
-            z = ddim_step(z, jnp.int32(t), jnp.int32(s))
+            z, z_sc = ddim_step(z, z_sc, jnp.int32(t), jnp.int32(s))
         if t0:  # final step: x = (z_0 - sigma_0 eps_hat) / alpha_0
-            z = (z - schedule.sigma(jnp.int32(0)) * denoise(z, 0)) / schedule.alpha(jnp.int32(0))
+            eps_hat = denoise(z, 0, z_sc)[0]
+            z = (z - schedule.sigma(jnp.int32(0)) * eps_hat) / schedule.alpha(jnp.int32(0))
         rmse = float(jnp.sqrt(jnp.sum(((z - z0) * mask[..., None]) ** 2) / (3 * jnp.sum(mask))))
         match, valid = _identity(batch, np.asarray(decode(z)), vocab, smiles)
         results[t0] = {"latent_rmse": rmse, "match": match, "valid": valid}

@@ -14,8 +14,7 @@ checkpoint of the diffusion stage.
 
 Target: the denoiser network's raw output ``out`` is read as ε (the paper), as ``x0 - z_t``
 (x0-prediction: the EGNN moves ``z_t`` onto the clean latent) or as ``v = α ε - σ z0``;
-``predict`` always returns (ε̂, x̂0) and ``predict_eps`` ε̂, so the samplers do not depend on the
-target.
+``predict`` always returns ε̂ (and x̂0), so the samplers do not depend on the target.
 
 Guidance: a denoiser trained with ``diffusion.condition_dropout`` also knows the null condition
 (``null_encoding``); the samplers then mix ``ε̂_null + w (ε̂ - ε̂_null)`` (classifier-free
@@ -191,15 +190,10 @@ class ModelChain:
         z_t = alpha * z0 + sigma * eps
         return z0 - z_t if self.target == "x0" else alpha * eps - sigma * z0
 
-    def predict_eps(self, params, z_t, t, z_h, atom_mask, cond, *, deterministic=True, rng=None):
-        """ε̂ ``[B, N, 3]`` for the samplers, whatever the network's target."""
-        return self.predict(params, z_t, t, z_h, atom_mask, cond,
-                            deterministic=deterministic, rng=rng)[0]  # fmt: skip
-
     def predict(self, params, z_t, t, z_h, atom_mask, cond, *, deterministic=True, rng=None,
                 z_sc=None) -> tuple[jax.Array, jax.Array]:  # fmt: skip
-        """``(ε̂, x̂0)`` ``[B, N, 3]`` each, whatever the network's target (``z_sc``: the
-        self-conditioning input, ignored by a denoiser without it)."""
+        """``(ε̂, x̂0)`` ``[B, N, 3]`` each for the samplers, whatever the network's target
+        (``z_sc``: the self-conditioning input, ignored by a denoiser without it)."""
         mask = atom_mask.astype(bool)
         out = self.network(params, z_t, t, z_h, atom_mask, cond,
                            deterministic=deterministic, rng=rng, z_sc=z_sc)  # fmt: skip

@@ -42,6 +42,7 @@ METHOD_MD = {
     "model.denoiser.edge.ff_dim": 2048,
     "model.denoiser.edge.out_dim": 16,
     "model.denoiser.cross_attention.num_layers": 4,
+    "model.denoiser.self_condition": False,  # the denoiser reads only z_t, t, z_h and the spectrum
     # §6: polynomial_2, T = 1000, precision 1e-5, ε target, t ~ U{0..T}, unweighted L_LDM,
     # latents as the encoder gives them.
     "diffusion.schedule": "polynomial_2",
