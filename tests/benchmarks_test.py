@@ -303,6 +303,7 @@ def test_buckets_benchmark_times_both_runs_on_real_molecules(capsys):
     assert result["train_ratio"] > 0 and result["sample_ratio"] > 0
 
 
+@pytest.mark.slow  # two train-step compilations (~35 s); scan_layers' values: remat_test
 def test_memory_plan_compiles_the_train_step_and_scan_layers_shrinks_it(capsys):
     base = ["--config=configs/test.py", "--batch=4", "--atoms=14"]
     plain = memory_plan.main(base)
