@@ -176,8 +176,10 @@ def _without_self_conditioning(params: dict, zero: bool) -> dict:
     out = jax.tree.map(np.array, params)
 
     def edit(kernel, row):
-        return np.where(np.arange(len(kernel))[:, None] == row % len(kernel), 0, kernel) if zero \
-            else np.delete(kernel, row, axis=0)  # fmt: skip
+        if not zero:
+            return np.delete(kernel, row, axis=0)
+        kernel[row] = 0.0  # ``out`` holds copies
+        return kernel
 
     den = out["denoiser"]
     den["edge_in"]["kernel"] = edit(den["edge_in"]["kernel"], 1)
