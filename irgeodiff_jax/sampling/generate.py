@@ -249,8 +249,9 @@ def make_generate_fn(
 
     def one_sample(params, key, z_h, mask, conds):
         """One sample of one spectrum (unbatched inputs; the sampler sees a batch of one).
-        ``conds``: the spectrum's condition, then (with guidance) the null condition. A
-        self-conditioned denoiser reads the previous step's (guided) x̂0, zeros at first."""
+        ``conds``: the spectrum's condition, then (with guidance) the null condition. The
+        sampler carries the previous step's (guided) x̂0, zeros at first: a self-conditioned
+        denoiser reads it, any other ignores it."""
 
         def predict(z_t, t, cond, z_sc):
             return chain.predict(params, z_t, t, z_h[None], mask[None], _add_axis(cond), z_sc=z_sc)
@@ -264,9 +265,6 @@ def make_generate_fn(
             w = jnp.where((t > lo) & (t <= hi), settings.guidance, 1.0)[:, None, None]
             return eps_null + w * (eps_cond - eps_null), x0_null + w * (x0_cond - x0_null)
 
-        if not chain.self_conditioning:
-            return reverse_chain(lambda z_t, t: denoise_fn(z_t, t, None)[0], key, mask[None],
-                                 None)[0]  # fmt: skip
         z_sc = jnp.zeros((1, *mask.shape, 3), jnp.float32)
         return reverse_chain(denoise_fn, key, mask[None], z_sc)[0]
 
