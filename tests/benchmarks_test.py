@@ -2,6 +2,7 @@
 of the compared implementations (no timing assertions: speed is measured, not tested)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -23,6 +24,7 @@ from benchmarks import (
     train_step,
 )
 from configs import cpu_small
+from irgeodiff_jax.data.embedded_subset import NPZ_NAME
 from irgeodiff_jax.models import egnn
 from irgeodiff_jax.training import optim
 
@@ -120,6 +122,7 @@ def test_memorize_subset_uses_the_same_molecules_in_every_split(tmp_path):
     with open(f"{out}/manifest.json") as f:
         splits = json.load(f)["splits"]
     assert len(splits["train"]) == 8 and splits["validation"] == splits["test"] == splits["train"]
+    assert not os.path.islink(os.path.join(out, NPZ_NAME))  # the workdir stands on its own
     assert recipes.budget_flags(["1", "2", "3"])[2] == "--config.training.diffusion.num_steps=3"
     counts = memorize.subset_atom_counts(out)
     assert len(counts) == 8 and all(5 <= c <= 29 for c in counts)
