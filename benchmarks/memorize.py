@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -65,8 +66,8 @@ def make_subset(out_dir: str, num: int) -> str:
     src = os.path.join(embedded.embedded_dir(), embedded.NPZ_NAME)
     dst = os.path.join(out_dir, embedded.NPZ_NAME)
     if not os.path.exists(dst):  # a copy (1.3 MB), so the workdir outlives the source tree
-        with open(src, "rb") as f:
-            atomic.write_bytes(dst, f.read())
+        with atomic.replacing(dst) as tmp:
+            shutil.copyfile(src, tmp)
     atomic.write_json(os.path.join(out_dir, embedded.MANIFEST_NAME), info)
     return out_dir
 
