@@ -116,13 +116,14 @@ def write_reports(samples_dir, out_dir, ks, fwhm_cm1=spectra.DEFAULT_FWHM_CM1, s
         raise EvaluationError(f"no spectrum in {samples_dir} has all {k} samples scored")
     refs = spectrum_index(samples_dir)
     out = metrics.aggregate(groups, ks)
+    settings = manifest.get("extra", {})  # the sampler's settings beyond its kind and steps
     out.update(
         samples_dir=os.path.abspath(samples_dir),
         sampler=manifest.get("sampler"),
         steps=manifest.get("steps"),
-        eta=manifest.get("extra", {}).get("eta"),
-        guidance=manifest.get("extra", {}).get("guidance", 1.0),
-        guidance_interval=manifest.get("extra", {}).get("guidance_interval", [0.0, 1.0]),
+        eta=settings.get("eta"),
+        guidance=settings.get("guidance", 1.0),
+        guidance_interval=settings.get("guidance_interval", [0.0, 1.0]),
         split=manifest.get("split"),
     )
     atomic.write_json(os.path.join(out_dir, "metrics.json"), out)

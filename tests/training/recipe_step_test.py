@@ -1,5 +1,6 @@
 """The diffusion step with every learning-recipe option on: finite, frozen parts frozen, bands."""
 
+import dataclasses
 import re
 
 import jax
@@ -70,10 +71,11 @@ def test_frozen_autoencoder_trains_only_the_denoiser():
     assert any(not np.array_equal(after[k], before[k]) for k in after if k.startswith("denoiser/"))
 
 
-def _frozen_v_chain():
+def _frozen_v_chain(self_condition: bool = False):
     """Test-size diffusion config (v target, autoencoder frozen), its params and chain."""
     config = step_config("diffusion")
     config.diffusion.update(target="v", frozen_autoencoder=True)
+    config.model.denoiser.self_condition = self_condition
     models = factory.create_models(config)
     params = jax.jit(lambda k: factory.init_params(models, config, k))(jax.random.key(0))
     chain = step.make_chain(models, config, schedules.schedule_from_config(config.diffusion))
@@ -143,3 +145,55 @@ def test_skipping_the_frozen_decoder_leaves_loss_and_gradient_unchanged():
     a, b = flat_params(skipped_grads), flat_params(decoded_grads)
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-7, err_msg=k)
+
+
+def test_self_conditioning_feeds_back_the_first_pass_estimate_without_gradient():
+    config, params, chain = _frozen_v_chain(self_condition=True)
+    batch, settings = synthetic_batch(9), losses.loss_settings(config)
+    calls = []
+
+    class Recording(type(chain)):
+        """The chain with its denoiser calls recorded; the first call of each evaluation (the
+        self-conditioning pass) sees its parameters without gradient."""
+
+        def network(self, p, z_t, t, *args, z_sc=None, **kwargs):
+            first = not calls
+            out = super().network(jax.lax.stop_gradient(p) if first else p, z_t, t, *args,
+                                  z_sc=z_sc, **kwargs)  # fmt: skip
+            calls.append((z_t, t, z_sc, out))
+            return out
+
+    recording = Recording(**{f.name: getattr(chain, f.name) for f in dataclasses.fields(chain)})
+
+    def ldm(c, p, key, deterministic=True):
+        terms = losses.diffusion_terms(c, p, batch, key, settings, deterministic=deterministic)
+        return terms["ldm"].mean()
+
+    def recorded(p):
+        return ldm(recording, p, jax.random.key(4)), list(calls)
+
+    def compiled(fn, *args):
+        return jax.jit(fn).lower(*args).compile(FAST_COMPILE)(*args)
+
+    stopped, rec = compiled(jax.grad(recorded, has_aux=True), params)
+    plain = compiled(jax.grad(lambda p: ldm(chain, p, jax.random.key(4))), params)
+    # Evaluation: a first pass with z_sc = 0, whose x̂0 is the second pass's z_sc.
+    assert len(rec) == 2
+    (z_t, t, z_sc0, out0), (z_t1, t1, z_sc1, _) = rec
+    np.testing.assert_array_equal(z_t1, z_t)
+    np.testing.assert_array_equal(t1, t)
+    np.testing.assert_array_equal(z_sc0, np.zeros_like(z_t))
+    mask = batch["atom_mask"].astype(bool)
+    np.testing.assert_allclose(z_sc1, chain.output_to_x0(out0, z_t, t, mask), rtol=1e-5)
+    assert np.abs(np.asarray(z_sc1)[mask]).min() > 0
+    # No gradient flows through the first pass: the same as with that pass's parameters frozen.
+    stopped, plain = flat_params(stopped), flat_params(plain)
+    assert any(np.abs(v).max() > 0 for k, v in plain.items() if k.startswith("denoiser/"))
+    for k in plain:
+        np.testing.assert_allclose(plain[k], stopped[k], rtol=1e-5, atol=1e-8, err_msg=k)
+    # Train steps (no dropout here): with the estimate on some draws, with z_sc = 0 on others.
+    keys = jax.random.split(jax.random.key(0), 8)
+    both = jax.vmap(lambda k: (ldm(chain, params, k, False), ldm(chain, params, k)))
+    train, evaluation = compiled(both, keys)
+    with_estimate = np.isclose(train, evaluation, rtol=1e-6)
+    assert with_estimate.any() and not with_estimate.all(), with_estimate
