@@ -9,8 +9,13 @@ sampler (DDIM, ``--stride`` timesteps a step, same ε̂ as the model's sampler, 
 first step), then decoded. Printed per ``t0``: latent RMSE of the result against
 ``z0``, and the fraction of molecules whose assigned bonds match the reference (and are valid).
 ``t0 = 0`` is the autoencoder alone. A model whose recovery breaks down at some ``t0`` fails at
-that noise level; a breakdown only at ``t0 = T`` points at the sampler's first steps. The last
-line of stdout is one JSON object ``{t0: {"latent_rmse", "match", "valid"}}``.
+that noise level; a breakdown only at ``t0 = T`` points at the sampler's first steps.
+
+The decoder's own tolerance (``--decoder_noise``): the same latents plus zero-CoM noise of each
+std ``δ`` (unit-scale latent units, as the diffusion sees them), decoded without denoising.
+
+The last line of stdout is one JSON object ``{"t0": {t0: {"latent_rmse", "match", "valid"}},
+"decoder_noise": {δ: {"match", "valid"}}}``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ _SPLIT = flags.DEFINE_enum("split", "validation", list(sources.SPLITS), "molecul
 _NUM = flags.DEFINE_integer("num", 64, "molecules (one batch)")
 _STARTS = flags.DEFINE_list("starts", ["0", "50", "100", "200", "400", "700", "1000"], "t0")
 _STRIDE = flags.DEFINE_integer("stride", 10, "timesteps per sampler step")
+_DECODER_NOISE = flags.DEFINE_list("decoder_noise", ["0.05", "0.1", "0.2", "0.3"],
+                                   "latent noise stds for the decoder alone")  # fmt: skip
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -105,7 +112,13 @@ def main(argv):
         results[t0] = {"latent_rmse": rmse, "match": match, "valid": valid}
         print(f"t0 {t0:5d}  latent RMSE {rmse:8.4f}  match {match:.3f}  valid {valid:.3f}",
               flush=True)  # fmt: skip
-    print(json.dumps(results))
+    decoded = {}
+    for i, std in enumerate(float(d) for d in _DECODER_NOISE.value):
+        eps = gaussian.sample_zero_com_noise(jax.random.key(10_000 + i), z0.shape, mask)
+        match, valid = _identity(batch, np.asarray(decode(z0 + std * eps)), vocab, smiles)
+        decoded[std] = {"match": match, "valid": valid}
+        print(f"decoder noise {std:5.3f}  match {match:.3f}  valid {valid:.3f}", flush=True)
+    print(json.dumps({"t0": results, "decoder_noise": decoded}))
 
 
 if __name__ == "__main__":
