@@ -161,8 +161,8 @@ def test_self_conditioning_feeds_back_the_first_pass_estimate_without_gradient()
     calls = []
 
     class Recording(type(chain)):
-        """The chain with its denoiser calls recorded; the first call of each evaluation (the
-        self-conditioning pass) sees its parameters without gradient."""
+        """The chain with its denoiser calls recorded; the first call (the self-conditioning
+        pass) sees its parameters without gradient."""
 
         def network(self, p, z_t, t, *args, z_sc=None, **kwargs):
             first = not calls
