@@ -7,7 +7,13 @@ import pytest
 
 from irgeodiff_jax.models import factory
 from irgeodiff_jax.training import sharding, step
-from tests.helpers.train_step import FAST_COMPILE, flat_params, step_config, synthetic_batch
+from tests.helpers.train_step import (
+    FAST_COMPILE,
+    flat_params,
+    run_compiled,
+    step_config,
+    synthetic_batch,
+)
 
 NUM_MICRO = 4
 
@@ -18,10 +24,6 @@ def _batch_with_padding_row() -> dict:
     for k in ("positions", "atom_types", "atom_mask", "num_atoms"):
         batch[k][5] = 0
     return batch
-
-
-def _compiled(fn, *args):
-    return jax.jit(fn).lower(*args).compile(FAST_COMPILE)(*args)
 
 
 def test_split_microbatches_is_strided_and_checks_divisibility():
@@ -49,7 +51,7 @@ def micro():
     )
     params = {m: params[m] for m in step.STAGE_MODULES["diffusion"]}
     batch, rng = _batch_with_padding_row(), jax.random.fold_in(jax.random.key(3), 0)
-    out = _compiled(step.make_grad_fn(models, config, "diffusion"), params, batch, rng)
+    out = run_compiled(step.make_grad_fn(models, config, "diffusion"), params, batch, rng)
     return models, config, params, batch, rng, out
 
 
@@ -64,7 +66,7 @@ def test_microbatched_gradients_equal_the_chunks_one_by_one(micro):
     exp_loss, exp_means, exp_grads = 0.0, {k: 0.0 for k in means}, None
     for i, n in enumerate(counts):
         chunk = jax.tree.map(lambda x, i=i: x[i], chunks)
-        (l_i, m_i), g_i = _compiled(whole, params, chunk, jax.random.fold_in(rng, i))
+        (l_i, m_i), g_i = run_compiled(whole, params, chunk, jax.random.fold_in(rng, i))
         w = n / sum(counts)
         exp_loss += w * float(l_i)
         exp_means = {k: v + w * float(m_i[k]) for k, v in exp_means.items()}

@@ -11,7 +11,13 @@ from irgeodiff_jax.diffusion import schedules
 from irgeodiff_jax.models import factory
 from irgeodiff_jax.training import losses, step
 from tests.helpers import model_params
-from tests.helpers.train_step import FAST_COMPILE, flat_params, step_config, synthetic_batch
+from tests.helpers.train_step import (
+    FAST_COMPILE,
+    flat_params,
+    run_compiled,
+    step_config,
+    synthetic_batch,
+)
 
 
 def test_diffusion_step_with_recipe_options():
@@ -71,11 +77,6 @@ def test_frozen_autoencoder_trains_only_the_denoiser():
     assert any(not np.array_equal(after[k], before[k]) for k in after if k.startswith("denoiser/"))
 
 
-def _compiled(fn, *args):
-    """``fn(*args)`` jitted with the tests' cheap compiler settings (faster than op by op)."""
-    return jax.jit(fn).lower(*args).compile(FAST_COMPILE)(*args)
-
-
 def _frozen_v_chain(self_condition: bool = False):
     """Test-size diffusion config (v target, autoencoder frozen), its params and chain."""
     config = step_config("diffusion")
@@ -99,7 +100,7 @@ def test_atom_weighting_weighs_each_molecule_by_its_atom_count():
             return losses.diffusion_terms(chain, p, batch, jax.random.key(5), settings,
                                           deterministic=False)["ldm"]  # fmt: skip
 
-        return np.asarray(_compiled(terms, params))
+        return np.asarray(run_compiled(terms, params))
 
     per_molecule, per_atom = ldm("molecule"), ldm("atom")
     n = batch["atom_mask"].sum(axis=-1)
@@ -147,8 +148,8 @@ def test_skipping_the_frozen_decoder_leaves_loss_and_gradient_unchanged():
         assert ("recon" in terms) == deterministic
         return terms["ldm"].mean()
 
-    skipped, skipped_grads = _compiled(jax.value_and_grad(lambda p: ldm(p, False)), params)
-    decoded, decoded_grads = _compiled(jax.value_and_grad(lambda p: ldm(p, True)), params)
+    skipped, skipped_grads = run_compiled(jax.value_and_grad(lambda p: ldm(p, False)), params)
+    decoded, decoded_grads = run_compiled(jax.value_and_grad(lambda p: ldm(p, True)), params)
     np.testing.assert_allclose(skipped, decoded, rtol=1e-6)
     a, b = flat_params(skipped_grads), flat_params(decoded_grads)
     for k in a:
@@ -180,8 +181,8 @@ def test_self_conditioning_feeds_back_the_first_pass_estimate_without_gradient()
     def recorded(p):
         return ldm(recording, p, jax.random.key(4)), list(calls)
 
-    stopped, rec = _compiled(jax.grad(recorded, has_aux=True), params)
-    plain = _compiled(jax.grad(lambda p: ldm(chain, p, jax.random.key(4))), params)
+    stopped, rec = run_compiled(jax.grad(recorded, has_aux=True), params)
+    plain = run_compiled(jax.grad(lambda p: ldm(chain, p, jax.random.key(4))), params)
     # Evaluation: a first pass with z_sc = 0, whose x̂0 is the second pass's z_sc.
     assert len(rec) == 2
     (z_t, t, z_sc0, out0), (z_t1, t1, z_sc1, _) = rec
@@ -199,6 +200,6 @@ def test_self_conditioning_feeds_back_the_first_pass_estimate_without_gradient()
     # Train steps (no dropout here): with the estimate on some draws, with z_sc = 0 on others.
     keys = jax.random.split(jax.random.key(0), 8)
     both = jax.vmap(lambda k: (ldm(chain, params, k, False), ldm(chain, params, k)))
-    train, evaluation = _compiled(both, keys)
+    train, evaluation = run_compiled(both, keys)
     with_estimate = np.isclose(train, evaluation, rtol=1e-6)
     assert with_estimate.any() and not with_estimate.all(), with_estimate
