@@ -91,8 +91,7 @@ def _all_params(seed: int = 0) -> dict:
     config = step_config("diffusion")
     models = factory.create_models(config)
     key = jax.random.key(seed, impl=config.training.prng_impl)
-    init = jax.jit(lambda k: factory.init_params(models, config, k))
-    return jax.device_get(init.lower(key).compile(compiler_options=FAST_COMPILE)(key))
+    return jax.device_get(run_compiled(lambda k: factory.init_params(models, config, k), key))
 
 
 def initial_state(stage: str, num_devices: int, seed: int = 0):

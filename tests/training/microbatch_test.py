@@ -8,7 +8,7 @@ import pytest
 from irgeodiff_jax.models import factory
 from irgeodiff_jax.training import sharding, step
 from tests.helpers.train_step import (
-    FAST_COMPILE,
+    AheadOfTime,
     flat_params,
     run_compiled,
     step_config,
@@ -93,7 +93,7 @@ def test_microbatched_train_step_on_4_devices_matches_one_device(micro):
                            sharding.replicated(mesh))  # fmt: skip
     root = jax.random.key(3)  # the step folds in its step number 0: ``rng`` of the fixture
     args = (state, sharding.shard_batch(batch, mesh), jax.device_put(root))
-    new, metrics = train.lower(*args).compile(FAST_COMPILE)(*args)
+    new, metrics = AheadOfTime(train)(*args)
     metrics = jax.device_get(metrics)
     np.testing.assert_allclose(metrics["loss"], loss, rtol=1e-5)
     for k in ("ldm", "recon", "latent_std"):

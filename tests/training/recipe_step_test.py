@@ -11,13 +11,7 @@ from irgeodiff_jax.diffusion import schedules
 from irgeodiff_jax.models import factory
 from irgeodiff_jax.training import losses, step
 from tests.helpers import model_params
-from tests.helpers.train_step import (
-    FAST_COMPILE,
-    flat_params,
-    run_compiled,
-    step_config,
-    synthetic_batch,
-)
+from tests.helpers.train_step import flat_params, run_compiled, step_config, synthetic_batch
 
 
 def test_diffusion_step_with_recipe_options():
@@ -30,10 +24,8 @@ def test_diffusion_step_with_recipe_options():
     params["autoencoder"]["latent_scale"] = np.float32(0.3)
     state = step.create_train_state(models, config, "diffusion", params)
     batch = synthetic_batch(3)
-    train = jax.jit(step.make_train_step(models, config, "diffusion"))
-    new, metrics = train.lower(state, batch, jax.random.key(1)).compile(FAST_COMPILE)(
-        state, batch, jax.random.key(1)
-    )
+    train = step.make_train_step(models, config, "diffusion")
+    new, metrics = run_compiled(train, state, batch, jax.random.key(1))
     assert all(np.isfinite(float(v)) for v in jax.device_get(metrics).values()), metrics
     before, after = flat_params(state.params), flat_params(new.params)
     frozen = step.frozen_prefixes("diffusion", config)
@@ -60,10 +52,8 @@ def test_frozen_autoencoder_trains_only_the_denoiser():
     params = jax.jit(lambda k: factory.init_params(models, config, k))(jax.random.key(0))
     state = step.create_train_state(models, config, "diffusion", params)
     batch = synthetic_batch(3)
-    train = jax.jit(step.make_train_step(models, config, "diffusion"))
-    new, metrics = train.lower(state, batch, jax.random.key(1)).compile(FAST_COMPILE)(
-        state, batch, jax.random.key(1)
-    )
+    train = step.make_train_step(models, config, "diffusion")
+    new, metrics = run_compiled(train, state, batch, jax.random.key(1))
     metrics = jax.device_get(metrics)
     assert "recon" not in metrics  # the frozen decoder is skipped in train steps
     np.testing.assert_allclose(metrics["loss"], metrics["ldm"], rtol=1e-6)
