@@ -11,12 +11,14 @@ spectra, fast sampler) and ``irgeodiff_jax.evaluate`` (no oracle). Prints the me
 as the last line of stdout, one JSON object with ``validity``, ``mol_acc`` (any of k),
 ``stability`` and the wall time of each phase. Batches are padded only as far as the subset
 needs (``padding_flags``). ``--recipe`` names an entry of ``recipes.RECIPES`` whose overrides
-are applied (``cpu_small``: none, the config as it is). The defaults are the best measured in
-``benchmarks/README.md`` (run v22, whose training seed was 1: ``-- --config.seed=1``): recipe
+are applied (``cpu_small``: none, the config as it is). The defaults are run v22's recipe and
+sampling (``benchmarks/README.md``; v22's training seed was 1: ``-- --config.seed=1``): recipe
 ``tolerant_decoder``, budgets 300 / 1,500 / 16,000, 300 fast sampler steps with η = 1, and
 classifier-free guidance ``--guidance=3`` at normalised times in ``--guidance_interval=0.1,1``
-(``--guidance=1``: none). Extra ``--config.*`` overrides after ``--`` are passed to the trainer
-after the recipe's (``-- --config.diffusion.target=eps``).
+(``--guidance=1``: none); 30-44 min on 2 cores, depending on the machine. Where the trainer
+makes 12-14 diffusion steps/s, ``--steps=300,1500,25000`` still fits 45 minutes and recovers
+more (runs v25-v26: 38-40 min). Extra ``--config.*`` overrides after ``--`` are passed to the
+trainer after the recipe's (``-- --config.diffusion.target=eps``).
 """
 
 from __future__ import annotations
