@@ -123,8 +123,8 @@ def main(argv):
     overrides = [f"--config.data.embedded_dir={subset}", *padding_flags(subset_atom_counts(subset))]
     overrides += budget_flags(_STEPS.value)
     overrides.append("--config.training.progress_bar=False")  # the log is a file, not a terminal
-    recipe = recipe_flags(_RECIPE.value) + list(argv[1:])
-    overrides += recipe
+    recipe_overrides = recipe_flags(_RECIPE.value) + list(argv[1:])
+    overrides += recipe_overrides
     t0 = time.time()
     m = pipeline(work, _CONFIG.value, overrides, _NUM.value, _K.value, _SAMPLER_STEPS.value,
                  _ETA.value, _GUIDANCE.value, ",".join(_INTERVAL.value))  # fmt: skip
@@ -137,7 +137,7 @@ def main(argv):
     summary = {key: m.get(key) for key in (*keys, "train_s", "sample_s", "evaluate_s", "total_s")}
     summary.update(num=_NUM.value, k=_K.value, eta=_ETA.value, guidance=_GUIDANCE.value,
                    guidance_interval=_INTERVAL.value, recipe=_RECIPE.value,
-                   overrides=recipe)  # fmt: skip
+                   overrides=recipe_overrides)  # fmt: skip
     print(json.dumps(summary))
 
 

@@ -19,6 +19,12 @@ CONSTANT_RATE = (
     "diffusion.frozen_autoencoder=False",
     "optimizer.diffusion.schedule=warmup_constant",
 )
+# ``configs/cpu_small.recovery_recipe``'s diffusion stage (the ``frozen_ae_cosine`` recipe, written
+# out so that its overrides show it), which ``tolerant_decoder`` builds on.
+FROZEN_AE_COSINE = (
+    "diffusion.frozen_autoencoder=True",
+    "optimizer.diffusion.schedule=warmup_cosine",
+)
 # The paper's diffusion recipe at cpu_small sizes: ``configs/cpu_small.recovery_recipe`` undone.
 PAPER_DIFFUSION = (
     "diffusion.normalize_latents=False",
@@ -46,10 +52,7 @@ RECIPES = {
             "optimizer.diffusion.learning_rate=0.002",
         ),
     ),
-    "frozen_ae_cosine": (
-        (),
-        ("diffusion.frozen_autoencoder=True", "optimizer.diffusion.schedule=warmup_cosine"),
-    ),
+    "frozen_ae_cosine": ((), FROZEN_AE_COSINE),
     # Memorisation run v22 (``benchmarks/README.md``), the ``memorize`` default: a decoder of 8
     # EGNN blocks trained at latent noise 0.3, so that it tolerates the diffusion's remaining
     # error; peak rate 2e-3; condition dropout 0.1 for classifier-free guidance (the sampler's
@@ -57,8 +60,7 @@ RECIPES = {
     "tolerant_decoder": (
         ("loss.latent_noise=0.3", "model.autoencoder.decoder_layers=8"),
         (
-            "diffusion.frozen_autoencoder=True",
-            "optimizer.diffusion.schedule=warmup_cosine",
+            *FROZEN_AE_COSINE,
             "optimizer.diffusion.learning_rate=0.002",
             "diffusion.condition_dropout=0.1",
             "model.denoiser.self_condition=True",
