@@ -11,14 +11,14 @@ spectra, fast sampler) and ``irgeodiff_jax.evaluate`` (no oracle). Prints the me
 as the last line of stdout, one JSON object with ``validity``, ``mol_acc`` (any of k),
 ``stability`` and the wall time of each phase. Batches are padded only as far as the subset
 needs (``padding_flags``). ``--recipe`` names an entry of ``recipes.RECIPES`` whose overrides
-are applied (``cpu_small``: none, the config as it is). The defaults are run v22's recipe and
-sampling (``benchmarks/README.md``; v22's training seed was 1: ``-- --config.seed=1``): recipe
-``tolerant_decoder``, budgets 300 / 1,500 / 16,000, 300 fast sampler steps with η = 1, and
-classifier-free guidance ``--guidance=3`` at normalised times in ``--guidance_interval=0.1,1``
-(``--guidance=1``: none); 30-44 min on 2 cores, depending on the machine. Where the trainer
-makes 12-14 diffusion steps/s, ``--steps=300,1500,25000`` still fits 45 minutes and recovers
-more (runs v25-v26: 38-40 min). Extra ``--config.*`` overrides after ``--`` are passed to the
-trainer after the recipe's (``-- --config.diffusion.target=eps``).
+are applied (``cpu_small``: none, the config as it is). The defaults are run v27's recipe and
+sampling (``benchmarks/README.md``): recipe ``tolerant_decoder_unguided``, budgets 300 / 1,500 /
+27,000, 300 fast sampler steps with η = 1 and no guidance (``--guidance=1``; a weight above 1
+needs a recipe with condition dropout, such as ``tolerant_decoder``, and then guides at
+normalised times in ``--guidance_interval``). They took 39 min on 2 cores where the trainer
+makes 13 diffusion steps/s (run v27); where it makes 8-9, as for runs v14-v23,
+``--steps=300,1500,16000`` fits 45 minutes instead. Extra ``--config.*`` overrides after ``--``
+are passed to the trainer after the recipe's (``-- --config.diffusion.target=eps``).
 """
 
 from __future__ import annotations
@@ -41,15 +41,18 @@ _NUM = flags.DEFINE_integer("num", 64, "training molecules to memorise")
 _K = flags.DEFINE_integer("k", 10, "samples per spectrum")
 _CONFIG = flags.DEFINE_string("config", "configs/cpu_small.py", "training config file")
 _STEPS = flags.DEFINE_list(
-    "steps", ["300", "1500", "16000"], "step budgets of classifier, autoencoder, diffusion"
+    "steps", ["300", "1500", "27000"], "step budgets of classifier, autoencoder, diffusion"
 )
 _RECIPE = flags.DEFINE_enum(
-    "recipe", "tolerant_decoder", sorted(RECIPES), "recipe of benchmarks/recipes.py to train with"
+    "recipe",
+    "tolerant_decoder_unguided",
+    sorted(RECIPES),
+    "recipe of benchmarks/recipes.py to train with",
 )
 _SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 300, "steps of the fast sampler")
 _ETA = flags.DEFINE_float("eta", 1.0, "fast sampler stochasticity (0: DDIM, 1: DDPM-like)")
 _GUIDANCE = flags.DEFINE_float(
-    "guidance", 3.0, "classifier-free guidance weight (1: none; train with condition dropout)"
+    "guidance", 1.0, "classifier-free guidance weight (1: none; above 1 needs condition dropout)"
 )
 _INTERVAL = flags.DEFINE_list(
     "guidance_interval", ["0.1", "1"], "normalised times lo,hi: guidance only at lo < t <= hi"

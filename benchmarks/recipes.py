@@ -25,6 +25,12 @@ FROZEN_AE_COSINE = (
     "diffusion.frozen_autoencoder=True",
     "optimizer.diffusion.schedule=warmup_cosine",
 )
+# The autoencoder stage of ``tolerant_decoder`` and ``tolerant_decoder_unguided``: a decoder of
+# 8 EGNN blocks trained at latent noise 0.3 (memorisation runs v19-v22).
+TOLERANT_DECODER = ("loss.latent_noise=0.3", "model.autoencoder.decoder_layers=8")
+# Their diffusion stage's common part: ``frozen_ae_cosine`` at peak rate 2e-3 (run v11).
+FROZEN_AE_COSINE_2E3 = (*FROZEN_AE_COSINE, "optimizer.diffusion.learning_rate=0.002")
+SELF_CONDITION = "model.denoiser.self_condition=True"
 # The paper's diffusion recipe at cpu_small sizes: ``configs/cpu_small.recovery_recipe`` undone.
 PAPER_DIFFUSION = (
     "diffusion.normalize_latents=False",
@@ -53,18 +59,20 @@ RECIPES = {
         ),
     ),
     "frozen_ae_cosine": ((), FROZEN_AE_COSINE),
-    # Memorisation run v22 (``benchmarks/README.md``), the ``memorize`` default: a decoder of 8
-    # EGNN blocks trained at latent noise 0.3, so that it tolerates the diffusion's remaining
-    # error; peak rate 2e-3; condition dropout 0.1 for classifier-free guidance (the sampler's
-    # ``--guidance``); self-conditioning.
+    # Memorisation run v22 (``benchmarks/README.md``): a decoder of 8 EGNN blocks trained at
+    # latent noise 0.3, so that it tolerates the diffusion's remaining error; peak rate 2e-3;
+    # condition dropout 0.1 for classifier-free guidance (the sampler's ``--guidance``);
+    # self-conditioning.
     "tolerant_decoder": (
-        ("loss.latent_noise=0.3", "model.autoencoder.decoder_layers=8"),
-        (
-            *FROZEN_AE_COSINE,
-            "optimizer.diffusion.learning_rate=0.002",
-            "diffusion.condition_dropout=0.1",
-            "model.denoiser.self_condition=True",
-        ),
+        TOLERANT_DECODER,
+        (*FROZEN_AE_COSINE_2E3, "diffusion.condition_dropout=0.1", SELF_CONDITION),
+    ),
+    # Memorisation run v27, the ``memorize`` default: ``tolerant_decoder`` without condition
+    # dropout (the config's 0), for sampling without guidance (on v25's and v26's models,
+    # weights 1.5-3 gave no more valid samples than none, at two denoiser calls a step).
+    "tolerant_decoder_unguided": (
+        TOLERANT_DECODER,
+        (*FROZEN_AE_COSINE_2E3, SELF_CONDITION),
     ),
     "min_snr": ((), (*CONSTANT_RATE, "diffusion.min_snr_gamma=5.0")),
     "low_noise": ((), (*CONSTANT_RATE, "diffusion.timestep_power=2.0")),
