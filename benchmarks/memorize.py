@@ -16,7 +16,7 @@ sampling (``benchmarks/README.md``): recipe ``tolerant_decoder_unguided``, budge
 27,000, 300 fast sampler steps with η = 1 and no guidance (``--guidance=1``; a weight above 1
 needs a recipe with condition dropout, such as ``tolerant_decoder``, and then guides at
 normalised times in ``--guidance_interval``). They took 39 min on 2 cores where the trainer
-makes 13 diffusion steps/s (run v27); where it makes 8-9, as for runs v14-v23,
+makes 13 diffusion steps/s (runs v27-v28); where it makes 8-9, as for runs v14-v23,
 ``--steps=300,1500,16000`` fits 45 minutes instead. Extra ``--config.*`` overrides after ``--``
 are passed to the trainer after the recipe's (``-- --config.diffusion.target=eps``).
 """
