@@ -15,7 +15,7 @@ smallest of these sizes (and ``max_atoms``) that holds its molecules, instead of
 config's ``data.buckets`` (``--buckets=``: every batch padded to ``max_atoms``): the same
 samples up to float rounding (``ModelRunner``), at a cost that grows with the real atoms
 (``benchmarks/buckets.py``). ``--guidance=w`` (w != 1) samples with classifier-free guidance,
-for models trained with ``diffusion.condition_dropout > 0`` (``SamplerSettings``). Bad flags
+for models trained with ``diffusion.condition_dropout > 0`` (refused for others). Bad flags
 or inputs give a one-line ``sample: error: ...`` and exit status 2.
 """
 

@@ -138,6 +138,14 @@ def test_cli_errors_are_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         "sample: error: --guidance_interval must be two numbers lo,hi, got 0.5"
     )
+    # The shipped model was trained without condition dropout: it has no unconditional ε̂.
+    proc = run_cli("irgeodiff_jax.sample", f"--out={tmp_path / 'g'}", "--guidance=3")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "sample: error: --guidance=3 needs a model trained with diffusion.condition_dropout > 0 "
+        "(this one: 0); use --guidance=1"
+    )
+    assert not os.path.exists(tmp_path / "g")
 
 
 @pytest.mark.slow
