@@ -28,8 +28,10 @@ FROZEN_AE_COSINE = (
 # The autoencoder stage of ``tolerant_decoder`` and ``tolerant_decoder_unguided``: a decoder of
 # 8 EGNN blocks trained at latent noise 0.3 (memorisation runs v19-v22).
 TOLERANT_DECODER = ("loss.latent_noise=0.3", "model.autoencoder.decoder_layers=8")
+# Twice the config's peak diffusion rate (runs v11 on).
+PEAK_RATE_2E3 = "optimizer.diffusion.learning_rate=0.002"
 # Their diffusion stage's common part: ``frozen_ae_cosine`` at peak rate 2e-3 (run v11).
-FROZEN_AE_COSINE_2E3 = (*FROZEN_AE_COSINE, "optimizer.diffusion.learning_rate=0.002")
+FROZEN_AE_COSINE_2E3 = (*FROZEN_AE_COSINE, PEAK_RATE_2E3)
 SELF_CONDITION = "model.denoiser.self_condition=True"
 # The paper's diffusion recipe at cpu_small sizes: ``configs/cpu_small.recovery_recipe`` undone.
 PAPER_DIFFUSION = (
@@ -55,7 +57,7 @@ RECIPES = {
         (
             "diffusion.frozen_autoencoder=True",
             CONSTANT_RATE[1],
-            "optimizer.diffusion.learning_rate=0.002",
+            PEAK_RATE_2E3,
         ),
     ),
     "frozen_ae_cosine": ((), FROZEN_AE_COSINE),

@@ -135,13 +135,7 @@ def run_sampling(
         )
     start = time.perf_counter()
     runner = runner or ModelRunner(workdir, buckets)
-    settings.check(runner.schedule)
-    dropout = runner.bundle.config.diffusion.get("condition_dropout", 0.0)
-    if settings.guidance != 1.0 and not dropout > 0:
-        raise SampleError(
-            f"--guidance={settings.guidance:g} needs a model trained with "
-            f"diffusion.condition_dropout > 0 (this one: {dropout:g}); use --guidance=1"
-        )
+    runner.check(settings)
     source = sources.get_source(runner.bundle.config.data, split)
     extra = dict(
         seed=int(seed),

@@ -148,7 +148,7 @@ def predict(
         raise PredictError(f"need --k >= 1 and --oracle none|xtb, got {k}, {oracle!r}")
     user = _read_inputs(workdir, spectrum_path, formula_text, kind)
     runner = runner or ModelRunner(workdir)
-    settings.check(runner.schedule)
+    runner.check(settings)
     hill, z = atoms_for_formula(formula_text, runner.data.atom_types, runner.data.max_atoms)
     notes = list(user.notes)
     tokens = _formula_tokens(hill, runner.data, notes)

@@ -70,6 +70,18 @@ class ModelRunner:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         return f"{self.bundle.stage}@{self.bundle.step} config_sha256={digest}"
 
+    def check(self, settings: generate.SamplerSettings) -> None:
+        """Raises (one line) if ``settings`` cannot sample this model: bad sampler settings, or
+        guidance (``w != 1``) for a model trained without condition dropout, which never learnt
+        the unconditional prediction that guidance extrapolates from."""
+        settings.check(self.schedule)
+        dropout = self.bundle.config.diffusion.get("condition_dropout", 0.0)
+        if settings.guidance != 1.0 and not dropout > 0:
+            raise SampleError(
+                f"--guidance={settings.guidance:g} needs a model trained with "
+                f"diffusion.condition_dropout > 0 (this one: {dropout:g}); use --guidance=1"
+            )
+
     def generate_fn(self, k: int, settings: generate.SamplerSettings, with_attention: bool):
         """The jitted generate function for these settings (built once, cached)."""
         key = (k, settings, with_attention)
