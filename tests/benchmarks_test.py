@@ -156,15 +156,21 @@ def test_recipe_flags_come_from_the_recipe_table():
     assert rates == ["--config.optimizer.diffusion.learning_rate=0.002"]
 
 
+def _parent_and_leaf(config, path: str):
+    """The section holding the dotted config field ``path``, and the field's name."""
+    *parents, leaf = path.split(".")
+    node = config
+    for part in parents:
+        node = node[part]
+    return node, leaf
+
+
 def _resolved(overrides) -> dict:
     """``configs/cpu_small.py`` with ``overrides`` (``path=value``) applied, as a nested dict."""
     config = cpu_small.get_config()
     for item in overrides:
         path, value = item.split("=", 1)
-        *parents, leaf = path.split(".")
-        node = config
-        for part in parents:
-            node = node[part]
+        node, leaf = _parent_and_leaf(config, path)
         kind = type(node[leaf])
         node[leaf] = value == "True" if kind is bool else kind(value)
     return config.to_dict()
@@ -194,10 +200,7 @@ def test_recovery_recipes_override_existing_fields_and_paper_undoes_cpu_small():
     for name, (ae, diffusion) in recipes.RECIPES.items():
         for item in (*ae, *diffusion):
             path, value = item.split("=", 1)
-            *parents, leaf = path.split(".")
-            node = config
-            for part in parents:
-                node = node[part]
+            node, leaf = _parent_and_leaf(config, path)
             assert leaf in node, (name, item)
             # The override parses as the field's type (a typo in a value fails here, not after
             # an hour of training).
