@@ -9,8 +9,8 @@ Runs, each as its own process (so every step can also be run, resumed or repeate
      embedded QM9-IR subset; without it the model shipped in the package
      (``irgeodiff_jax/pretrained``, trained on the training split) is used;
   2. ``python -m irgeodiff_jax.sample`` on ``--num_spectra`` held-out test spectra with the fast
-     sampler (``--sampler_steps`` strided steps, stochasticity ``--eta``), each batch padded to
-     the smallest of ``--buckets`` that holds its molecules;
+     sampler (``--sampler_steps`` strided steps on the ``--spacing`` grid, stochasticity
+     ``--eta``), each batch padded to the smallest of ``--buckets`` that holds its molecules;
   3. ``python -m irgeodiff_jax.evaluate`` (bond assignment, identity, sim_g, validity, stability;
      with the xTB oracle on the first ``--oracle_spectra`` spectra).
 Re-running the same command resumes whichever step was interrupted. ``--config`` is a path from
@@ -41,6 +41,9 @@ _K = flags.DEFINE_integer("samples_per_spectrum", 10, "samples per spectrum")
 _SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 100, "steps of the fast (strided) sampler")
 _ETA = flags.DEFINE_float(
     "eta", 1.0, "fast sampler stochasticity (1: chosen on the validation split; 0: DDIM)"
+)
+_SPACING = flags.DEFINE_enum(
+    "spacing", "uniform", ["uniform", "quadratic"], "fast sampler timestep grid"
 )
 _ORACLE_SPECTRA = flags.DEFINE_integer("oracle_spectra", 50, "spectra scored with xTB (0: none)")
 _BUCKETS = flags.DEFINE_string(
@@ -101,6 +104,7 @@ def main(argv):
             "--sampler=fast",
             f"--steps={_SAMPLER_STEPS.value}",
             f"--eta={_ETA.value}",
+            f"--spacing={_SPACING.value}",
             *([f"--buckets={_BUCKETS.value}"] if _BUCKETS.value else []),
         ]
     )
@@ -120,7 +124,7 @@ def main(argv):
     m = metrics.get
     print(
         f"{m('num_spectra')} test spectra x {m('samples_per_spectrum')} samples"
-        f" ({m('sampler')} sampler, {m('steps')} steps, eta {m('eta')})"
+        f" ({m('sampler')} sampler, {m('steps')} {m('spacing')} steps, eta {m('eta')})"
     )
     print(report.format_table(metrics, report.SUMMARY_ROWS, markdown=True))
     print()

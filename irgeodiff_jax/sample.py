@@ -2,8 +2,8 @@ r"""Sample k geometries per spectrum of a dataset split with a trained model.
 
     python -m irgeodiff_jax.sample [--workdir=W] --out=DIR --split=test [--num_spectra=M] \
         --samples_per_spectrum=k [--sampler=ancestral|fast --steps=K] [--eta=0] \
-        [--guidance=1 --guidance_interval=0,1] [--batch_size=B] [--seed=S] \
-        [--buckets=14,16,18,20,23] [--attention_spectra=A] [--verbose]
+        [--spacing=uniform|quadratic] [--guidance=1 --guidance_interval=0,1] [--batch_size=B] \
+        [--seed=S] [--buckets=14,16,18,20,23] [--attention_spectra=A] [--verbose]
 
 Restores the EMA parameters of the training workdir W (without ``--workdir``: the model shipped
 with the package, ``irgeodiff_jax/pretrained/``, whose data settings name the embedded subset)
@@ -24,6 +24,7 @@ import json
 from absl import flags
 
 from irgeodiff_jax.data import sources
+from irgeodiff_jax.diffusion import sampler as sampler_lib
 from irgeodiff_jax.sampling import dataset, generate
 from irgeodiff_jax.utils import cli
 
@@ -42,6 +43,9 @@ def define_flags() -> None:
     flags.DEFINE_enum("sampler", "ancestral", list(generate.SAMPLERS), "Reverse chain.")
     flags.DEFINE_integer("steps", 50, "Steps of the fast sampler (ancestral: always T).")
     flags.DEFINE_float("eta", 0.0, "Fast sampler stochasticity in [0, 1] (0: DDIM).")
+    flags.DEFINE_enum(
+        "spacing", "uniform", list(sampler_lib.SPACINGS), "Fast sampler timestep grid."
+    )
     flags.DEFINE_float(
         "guidance", 1.0, "Classifier-free guidance weight (1: none; needs condition dropout)."
     )
@@ -87,6 +91,7 @@ def main(argv) -> None:
                 FLAGS.eta,
                 guidance=FLAGS.guidance,
                 guidance_interval=_interval(FLAGS.guidance_interval),
+                spacing=FLAGS.spacing,
             ),
             batch_size=FLAGS.batch_size,
             seed=FLAGS.seed,

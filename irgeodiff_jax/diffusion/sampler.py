@@ -6,10 +6,10 @@ and the (precomputed) spectrum conditioning into that closure.
 
 * ``ancestral_sample``: the full T-step chain of EDM/GeoLDM/IR-GeoDiff, sampling
   ``p(z_s | z_t)`` for ``s = T-1 … 0``, ``t = s + 1``.
-* ``fast_sample``: a DDIM-style sampler on a strided grid of K + 1 timesteps ``T = τ_K > … >
-  τ_0 = 0``, with the same epsilon-prediction network. ``eta = 0`` is deterministic;
-  ``eta = 1`` uses the ancestral posterior variance on the strided grid (with ``K = T`` it is the
-  ancestral sampler up to floating-point rounding).
+* ``fast_sample``: a DDIM-style sampler on a strided grid (uniform or quadratic) of K + 1
+  timesteps ``T = τ_K > … > τ_0 = 0``, with the same epsilon-prediction network. ``eta = 0`` is
+  deterministic; ``eta = 1`` uses the ancestral posterior variance on the strided grid (with
+  ``K = T`` it is the ancestral sampler up to floating-point rounding).
 
 Each sampler is one ``jax.lax.scan`` with static shapes, so it jits once per (shape, K).
 Every state is kept in the zero-CoM subspace of the real atoms with zero padded rows: the noise
@@ -45,21 +45,41 @@ class SamplerError(ValueError):
     """Raised for invalid sampler arguments."""
 
 
-def strided_timesteps(num_diffusion_steps: int, num_steps: int) -> np.ndarray:
-    """Evenly spaced integer grid ``T = τ_K > τ_{K-1} > … > τ_0 = 0``.
+SPACINGS = ("uniform", "quadratic")
+
+
+def strided_timesteps(
+    num_diffusion_steps: int, num_steps: int, spacing: str = "uniform"
+) -> np.ndarray:
+    """Integer grid ``T = τ_K > τ_{K-1} > … > τ_0 = 0`` of the fast sampler.
+
+    ``"uniform"``: ``τ_i = round(T i / K)``. ``"quadratic"`` (the DDIM paper's other choice):
+    ``τ_i = round(T (i / K)²)``, raised where needed to ``τ_{i-1} + 1`` so that consecutive
+    points stay distinct; it spends more of the K steps at low noise, where a molecule's
+    identity is decided (near ``t = 0`` the steps are single steps, as in the ancestral chain).
 
     Args:
         num_diffusion_steps: ``T``.
         num_steps: ``K``, the number of transitions, ``1 <= K <= T``.
+        spacing: ``"uniform"`` or ``"quadratic"``.
 
     Returns:
         ``[K + 1]`` int32 numpy array, strictly decreasing, from ``T`` to ``0``.
     """
     if not 1 <= num_steps <= num_diffusion_steps:
         raise SamplerError(f"num_steps must lie in [1, {num_diffusion_steps}], got {num_steps}")
-    grid = np.floor(np.linspace(num_diffusion_steps, 0, num_steps + 1) + 0.5).astype(np.int32)
-    assert np.all(np.diff(grid) < 0), grid  # spacing T/K >= 1 keeps rounded values distinct
-    return grid
+    if spacing not in SPACINGS:
+        raise SamplerError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    if spacing == "uniform":
+        grid = np.floor(np.linspace(num_diffusion_steps, 0, num_steps + 1) + 0.5).astype(np.int32)
+        assert np.all(np.diff(grid) < 0), grid  # spacing T/K >= 1 keeps rounded values distinct
+        return grid
+    up = np.floor(num_diffusion_steps * np.linspace(0.0, 1.0, num_steps + 1) ** 2 + 0.5)
+    up = up.astype(np.int64)
+    for i in range(1, num_steps + 1):  # K <= T, so raising never passes T before i = K
+        up[i] = max(up[i], up[i - 1] + 1)
+    assert up[-1] == num_diffusion_steps and np.all(np.diff(up) > 0), up
+    return up[::-1].astype(np.int32)
 
 
 def _sigma(gamma: jax.Array) -> jax.Array:
@@ -236,13 +256,14 @@ def fast_sample(
     *,
     num_steps: int = 50,
     eta: float = 0.0,
+    spacing: str = "uniform",
     final_mode: str = "sample",
     return_trajectory: bool = False,
     n_dims: int = 3,
     dtype=jnp.float32,
     aux_init=None,
 ):
-    """DDIM-style sampler on ``strided_timesteps(T, num_steps)`` (K + 1 denoiser calls).
+    """DDIM-style sampler on ``strided_timesteps(T, num_steps, spacing)`` (K + 1 denoiser calls).
 
     For consecutive grid points ``t > s``:
     ``z_s = alpha_s x̂_0 + sqrt(sigma_s² - sigma_eta²) eps_hat + sigma_eta · noise`` with
@@ -257,6 +278,7 @@ def fast_sample(
         schedule: Noise schedule with ``T`` steps.
         num_steps: ``K``, number of transitions (static), ``1 <= K <= T``.
         eta: Stochasticity in ``[0, 1]`` (a Python float or a traced scalar).
+        spacing: ``"uniform"`` or ``"quadratic"`` grid (``strided_timesteps``).
         final_mode: ``"sample"`` or ``"mean"``.
         return_trajectory: Also return the chain states.
         n_dims: ``D``.
@@ -268,12 +290,12 @@ def fast_sample(
         the states at ``τ_K = T, …, τ_0 = 0``.
 
     Raises:
-        SamplerError: for ``num_steps`` outside ``[1, T]``, a concrete ``eta`` outside
-            ``[0, 1]``, a bad ``atom_mask`` rank or ``final_mode``.
+        SamplerError: for ``num_steps`` outside ``[1, T]``, an unknown ``spacing``, a concrete
+            ``eta`` outside ``[0, 1]``, a bad ``atom_mask`` rank or ``final_mode``.
     """
     if isinstance(eta, int | float) and not 0.0 <= eta <= 1.0:
         raise SamplerError(f"eta must lie in [0, 1], got {eta}")
-    grid = strided_timesteps(schedule.num_steps, num_steps)
+    grid = strided_timesteps(schedule.num_steps, num_steps, spacing)
 
     def coefficients(gamma_t, gamma_s):
         return ddim_coefficients(gamma_t, gamma_s, jnp.asarray(eta, dtype))

@@ -122,6 +122,7 @@ def write_reports(samples_dir, out_dir, ks, fwhm_cm1=spectra.DEFAULT_FWHM_CM1, s
         sampler=manifest.get("sampler"),
         steps=manifest.get("steps"),
         eta=settings.get("eta"),
+        spacing=settings.get("spacing", "uniform"),
         guidance=settings.get("guidance", 1.0),
         guidance_interval=settings.get("guidance_interval", [0.0, 1.0]),
         split=manifest.get("split"),

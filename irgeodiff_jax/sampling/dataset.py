@@ -12,8 +12,8 @@ first A spectra of the split).
 Resume: re-running into the same directory skips the spectra of every completed chunk. The PRNG
 key of sample j of spectrum i depends only on (seed, id_i, j), and a molecule's padded size only
 on its atom count, so a resumed run writes the same arrays as an uninterrupted one. Changing k,
-the sampler, its steps, eta, the seed or the checkpoint in a directory already written to is an
-error.
+the sampler, its steps, eta, spacing, the seed or the checkpoint in a directory already written
+to is an error.
 """
 
 import os
@@ -89,10 +89,13 @@ def _write_batch(writer, source, indices, out, runner, attention_ids) -> str:
 
 
 def _check_extra(writer: sdir.SamplesWriter, extra: dict) -> None:
-    old = writer.manifest.get("extra", {})
+    old = dict(writer.manifest.get("extra", {}))
+    if old:
+        old.setdefault("spacing", "uniform")  # directories written before the field existed
     for key in (
         "seed",
         "eta",
+        "spacing",
         "guidance",
         "guidance_interval",
         "final_mode",
@@ -140,6 +143,7 @@ def run_sampling(
     extra = dict(
         seed=int(seed),
         eta=float(settings.eta),
+        spacing=settings.spacing,
         guidance=float(settings.guidance),
         guidance_interval=[float(v) for v in settings.guidance_interval],
         final_mode=settings.final_mode,

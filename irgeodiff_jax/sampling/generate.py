@@ -57,6 +57,8 @@ class SamplerSettings:
         guidance_interval: ``(lo, hi)``: guidance is applied only at normalised times
             ``lo < t <= hi`` (elsewhere the weight is 1), as in guidance limited to an interval
             (Kynkäänniemi et al., 2024); default ``(0, 1)``: at every step but the final one.
+        spacing: the fast sampler's timestep grid, "uniform" or "quadratic" (more steps at low
+            noise; ``diffusion/sampler.py``, ``strided_timesteps``).
     """
 
     name: str = "fast"
@@ -65,6 +67,7 @@ class SamplerSettings:
     final_mode: str = "sample"
     guidance: float = 1.0
     guidance_interval: tuple[float, float] = (0.0, 1.0)
+    spacing: str = "uniform"
 
     def num_steps(self, schedule: NoiseSchedule) -> int:
         """Denoiser steps in the chain (T for the ancestral sampler)."""
@@ -80,6 +83,10 @@ class SamplerSettings:
             )
         if not 0.0 <= self.eta <= 1.0:
             raise GenerateError(f"eta must be in [0, 1], got {self.eta}")
+        if self.spacing not in sampler_lib.SPACINGS:
+            raise GenerateError(
+                f"spacing must be one of {sampler_lib.SPACINGS}, got {self.spacing!r}"
+            )
         if not (np.isfinite(self.guidance) and self.guidance >= 0.0):
             raise GenerateError(f"guidance must be a finite number >= 0, got {self.guidance}")
         lo, hi = self.guidance_interval
@@ -241,6 +248,7 @@ def make_generate_fn(
             schedule,
             num_steps=settings.steps,
             eta=settings.eta,
+            spacing=settings.spacing,
             final_mode=settings.final_mode,
             aux_init=aux_init,
         )

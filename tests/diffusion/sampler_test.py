@@ -225,6 +225,36 @@ def test_strided_timesteps():
     assert len(np.unique(uneven)) == 334 and np.all(np.diff(uneven) < 0)
     with pytest.raises(SamplerError, match=r"num_steps must lie in \[1, 1000\]"):
         sampler.strided_timesteps(T, 0)
+    with pytest.raises(SamplerError, match="spacing must be one of"):
+        sampler.strided_timesteps(T, 50, "cubic")
+
+
+def test_quadratic_timesteps_put_more_steps_at_low_noise():
+    np.testing.assert_array_equal(
+        sampler.strided_timesteps(10, 10, "quadratic"), np.arange(10, -1, -1)
+    )
+    for total, k in [(1, 1), (7, 3), (20, 19), (1000, 1), (1000, 50), (1000, 100), (1000, 999)]:
+        grid = sampler.strided_timesteps(total, k, "quadratic")
+        assert len(grid) == k + 1 and grid[0] == total and grid[-1] == 0
+        assert np.all(np.diff(grid) < 0)
+    quad = sampler.strided_timesteps(T, 100, "quadratic")
+    # Single steps up to t = 10, then T (i/K)^2 rounded (e.g. i = 20 -> 40, i = 50 -> 250).
+    np.testing.assert_array_equal(quad[::-1][:11], np.arange(11))
+    assert quad[::-1][20] == 40 and quad[::-1][50] == 250
+    assert np.sum(quad <= 25) == 16 and np.sum(sampler.strided_timesteps(T, 100) <= 25) == 3
+
+
+def test_fast_sample_on_the_quadratic_grid_recovers_z0(schedule, problem):
+    mask, z0, oracle = problem
+    for eta in (0.0, 1.0):
+        kw = dict(num_steps=20, eta=eta, spacing="quadratic", return_trajectory=True)
+        x_mean, states = sampler.fast_sample(
+            oracle, jax.random.key(3), mask, schedule, final_mode="mean", **kw
+        )
+        x_sample, _ = sampler.fast_sample(oracle, jax.random.key(3), mask, schedule, **kw)
+        assert states.shape == (21, len(COUNTS), N_MAX, 3)
+        _check_states(states, mask)
+        _check_recovery(x_mean, x_sample, z0, mask, schedule)
 
 
 def test_bad_sampler_arguments(schedule, problem):

@@ -128,6 +128,8 @@ def test_bad_settings(model):
         generate.make_generate_fn(
             models, schedule, samples_per_spectrum=0, settings=generate.SamplerSettings()
         )
+    with pytest.raises(generate.GenerateError, match="spacing must be one of"):
+        generate.SamplerSettings("fast", 4, spacing="cubic").check(schedule)
 
 
 def test_guidance_zero_is_the_null_condition_one_or_outside_its_interval_unguided(model):

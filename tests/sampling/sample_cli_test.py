@@ -1,5 +1,6 @@
 """``python -m irgeodiff_jax.sample``: a resumed run writes what an uninterrupted run writes."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -118,6 +119,9 @@ def test_buckets_pad_each_batch_to_its_smallest_size(trained_workdir, tmp_path):
         assert np.isfinite(s.positions).all()
     with pytest.raises(SampleError, match="cannot resume .*sizes"):
         run_sampling(workdir, out, **kw)  # the config's single size would mix two plans
+    quadratic = dict(kw, settings=dataclasses.replace(FAST, spacing="quadratic"))
+    with pytest.raises(SampleError, match="cannot resume .*spacing is 'uniform'"):
+        run_sampling(workdir, out, buckets=(14, 18), **quadratic)
     with pytest.raises(SampleError, match="must lie in"):
         ModelRunner(workdir, buckets=(0,))
 
