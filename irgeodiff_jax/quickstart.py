@@ -38,7 +38,9 @@ _TRAIN = flags.DEFINE_bool(
 _STEPS = flags.DEFINE_integer("steps_per_stage", 600, "training step budget per stage (--train)")
 _NUM_SPECTRA = flags.DEFINE_integer("num_spectra", 200, "held-out test spectra to sample")
 _K = flags.DEFINE_integer("samples_per_spectrum", 10, "samples per spectrum")
-_SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 100, "steps of the fast (strided) sampler")
+_SAMPLER_STEPS = flags.DEFINE_integer(
+    "sampler_steps", 250, "steps of the fast (strided) sampler (250: chosen on validation)"
+)
 _ETA = flags.DEFINE_float(
     "eta", 1.0, "fast sampler stochasticity (1: chosen on the validation split; 0: DDIM)"
 )
