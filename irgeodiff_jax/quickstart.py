@@ -44,7 +44,7 @@ _SAMPLER_STEPS = flags.DEFINE_integer(
 _ETA = flags.DEFINE_float(
     "eta", 1.0, "fast sampler stochasticity (1: chosen on the validation split; 0: DDIM)"
 )
-_SPACING = flags.DEFINE_enum(
+_SPACING = flags.DEFINE_enum(  # diffusion.sampler.SPACINGS, not imported: this process runs no JAX
     "spacing", "uniform", ["uniform", "quadratic"], "fast sampler timestep grid"
 )
 _ORACLE_SPECTRA = flags.DEFINE_integer("oracle_spectra", 50, "spectra scored with xTB (0: none)")
