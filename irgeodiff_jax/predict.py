@@ -2,7 +2,8 @@ r"""Ranked candidate structures for a user's own IR spectrum and molecular formu
 
     python -m irgeodiff_jax.predict --spectrum=FILE --formula=C4H6O --out=DIR [--workdir=W] \
         [--k=50] [--kind=absorbance|transmittance] [--oracle=none|xtb] \
-        [--sampler=ancestral|fast --steps=K] [--seed=0] [--verbose]
+        [--sampler=ancestral|fast --steps=K --eta=0 --spacing=uniform|quadratic] [--seed=0] \
+        [--verbose]
 
 Reads FILE (two-column CSV/TXT, or JCAMP-DX ``.jdx``/``.dx``; ``chem/spectrum_files.py``), samples
 k geometries with the trained model of W (without ``--workdir``: the model shipped with the
@@ -22,6 +23,7 @@ import sys
 from absl import flags
 
 from irgeodiff_jax.chem import spectrum_files
+from irgeodiff_jax.diffusion import sampler as sampler_lib
 from irgeodiff_jax.sampling import generate, prediction
 from irgeodiff_jax.utils import cli
 
@@ -43,6 +45,10 @@ def define_flags() -> None:
     flags.DEFINE_enum("oracle", "none", ["none", "xtb"], "Rank by xTB oracle SIS.")
     flags.DEFINE_enum("sampler", "ancestral", list(generate.SAMPLERS), "Reverse chain.")
     flags.DEFINE_integer("steps", 50, "Steps of the fast sampler.")
+    flags.DEFINE_float("eta", 0.0, "Fast sampler stochasticity in [0, 1] (0: DDIM).")
+    flags.DEFINE_enum(
+        "spacing", "uniform", list(sampler_lib.SPACINGS), "Fast sampler timestep grid."
+    )
     flags.DEFINE_integer("seed", 0, "Sampling seed.")
     flags.DEFINE_integer("workers", 1, "Oracle worker processes.")
     flags.DEFINE_float("timeout_s", 600.0, "Oracle time limit per candidate (s).")
@@ -64,7 +70,9 @@ def main(argv) -> None:
             k=FLAGS.k,
             kind=FLAGS.kind,
             oracle=FLAGS.oracle,
-            settings=generate.SamplerSettings(FLAGS.sampler, FLAGS.steps),
+            settings=generate.SamplerSettings(
+                FLAGS.sampler, FLAGS.steps, FLAGS.eta, spacing=FLAGS.spacing
+            ),
             seed=FLAGS.seed,
             workers=FLAGS.workers,
             timeout_s=FLAGS.timeout_s,

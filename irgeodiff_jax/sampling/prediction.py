@@ -175,6 +175,8 @@ def predict(
         k=k,
         sampler=settings.name,
         steps=settings.num_steps(runner.schedule),
+        eta=settings.eta if settings.name == "fast" else None,
+        spacing=settings.spacing if settings.name == "fast" else None,
         seed=seed,
         oracle=oracle,
         model=runner.fingerprint(),

@@ -19,6 +19,7 @@ from tests.helpers.cli import run_cli
 METHANOL_QM9_INDEX = 8  # "CO"
 K = 4
 FAST = generate.SamplerSettings("fast", steps=3)
+FAST_QUADRATIC = generate.SamplerSettings("fast", steps=3, eta=1.0, spacing="quadratic")
 
 
 def _write_jcamp(path: str, x: np.ndarray, y: np.ndarray, yunits: str) -> None:
@@ -83,6 +84,7 @@ def test_predict_writes_ranked_candidates_and_plot(
     runner, trained_workdir, methanol, fmt, tmp_path
 ):
     kind = "absorbance" if fmt == "csv" else None  # the JCAMP-DX file states transmittance
+    settings = FAST if fmt == "csv" else FAST_QUADRATIC
     out = str(tmp_path / fmt)
     summary = prediction.predict(
         trained_workdir["workdir"],
@@ -91,12 +93,14 @@ def test_predict_writes_ranked_candidates_and_plot(
         out,
         k=K,
         kind=kind,
-        settings=FAST,
+        settings=settings,
         runner=runner,
     )
     assert summary["formula"] == "CH4O" and summary["kind"] == (
         "absorbance" if kind else "transmittance"
     )
+    recorded = (summary["sampler"], summary["steps"], summary["eta"], summary["spacing"])
+    assert recorded == ("fast", 3, settings.eta, settings.spacing)
     rows = _read_csv(os.path.join(out, "candidates.csv"))
     assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
     counts = [int(r["count"]) for r in rows]
@@ -193,6 +197,11 @@ def test_cli_exit_status_and_message(trained_workdir, methanol, tmp_path):
         (
             [f"--spectrum={garbage}", "--kind=absorbance", "--formula=CH4O"],
             "garbage.csv: line 3 is not two numbers",
+        ),
+        (
+            [f"--spectrum={methanol['csv']}", "--kind=absorbance", "--formula=CH4O"]
+            + ["--sampler=fast", "--eta=2"],
+            "eta must be in [0, 1], got 2.0",
         ),
     ]:
         proc = run_cli("irgeodiff_jax.predict", *base, *extra)
