@@ -33,6 +33,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def _known_errors() -> tuple[type[BaseException], ...]:
     from irgeodiff_jax.data.embedded_subset import EmbeddedDataError  # noqa: PLC0415
     from irgeodiff_jax.data.features import ExampleError  # noqa: PLC0415
+    from irgeodiff_jax.data.input_pipeline import IteratorStateError  # noqa: PLC0415
     from irgeodiff_jax.data.sources import SourceError  # noqa: PLC0415
     from irgeodiff_jax.training import checkpointing, trainer  # noqa: PLC0415
     from irgeodiff_jax.training import workdir as workdirs  # noqa: PLC0415
@@ -43,6 +44,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     return (
         EmbeddedDataError,
         ExampleError,
+        IteratorStateError,
         SourceError,
         checkpointing.CheckpointError,
         workdirs.InferenceError,

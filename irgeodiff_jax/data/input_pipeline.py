@@ -137,6 +137,10 @@ class _BatchMaker:
         )
 
 
+class IteratorStateError(ValueError):
+    """A resumed iterator's saved state came from other data settings (seed, batch, buckets)."""
+
+
 class BatchIterator:
     """Iterator over `types.Batch` with a JSON-serialisable, exactly restorable state."""
 
@@ -165,7 +169,12 @@ class BatchIterator:
         """Resume so that the next batch is the one that followed when ``state`` was taken."""
         changed = {k: (state.get(k), v) for k, v in self._settings.items() if state.get(k) != v}
         if state.get("version") != STATE_VERSION or changed:
-            raise ValueError(f"iterator state does not match this pipeline: {changed or state}")
+            detail = ", ".join(f"{k} {a!r} then, {b!r} now" for k, (a, b) in changed.items())
+            raise IteratorStateError(
+                f"the saved data iterator state does not match this pipeline "
+                f"({detail or f'state {state}'}): resume with the settings it was saved with, "
+                f"or start in a new workdir"
+            )
         self._iter.set_state({"next_index": int(state["next_batch"])})
 
 

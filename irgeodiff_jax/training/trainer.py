@@ -226,7 +226,10 @@ def _setup_stage(config, workdir: str, stage: str) -> _Run:
     )
     state, root_key, data_state = setup_state(models, config, workdir, stage, mesh, manager)
     if data_state is not None:
-        iterator.set_state(data_state)
+        try:
+            iterator.set_state(data_state)
+        except input_pipeline.IteratorStateError as e:
+            raise input_pipeline.IteratorStateError(f"stage {stage} in {workdir}: {e}") from None
     train_step, eval_step = sharding.make_jitted_steps(models, config, stage, mesh)
     writer = metrics.MetricWriter(os.path.join(workdir, stage), enabled=jax.process_index() == 0)
     root_key = jax.device_put(root_key, sharding.replicated(mesh))

@@ -120,7 +120,7 @@ def test_state_restore_resumes_at_next_batch(source):
 
 def test_state_from_other_settings_is_rejected(source):
     state = _iterator(source, seed=0).get_state()
-    with pytest.raises(ValueError, match="seed"):
+    with pytest.raises(input_pipeline.IteratorStateError, match="seed 0 then, 3 now"):
         _iterator(source, seed=3).set_state(state)
 
 

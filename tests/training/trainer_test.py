@@ -14,6 +14,7 @@ import pytest
 from configs import cpu_small
 from configs import test as test_config
 from data_pipeline.embedded import EmbeddedDataError
+from irgeodiff_jax.data import input_pipeline
 from irgeodiff_jax.data.sources import SourceError
 from irgeodiff_jax.models import factory
 from irgeodiff_jax.training import checkpointing, sharding, step, trainer
@@ -162,6 +163,16 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(emb, tmp_path, capl
         "checkpoint step 6 is unreadable" in messages
         and "fell back to checkpoint step 3" in messages
     )
+
+
+def test_resuming_with_other_data_settings_is_a_one_line_error(emb, tmp_path):
+    config = tiny_config("classifier", emb, num_steps=2)
+    trainer.train_and_evaluate(config, str(tmp_path))
+    config.seed = 1
+    with pytest.raises(input_pipeline.IteratorStateError) as e:
+        trainer.train_and_evaluate(config, str(tmp_path))
+    msg = _one_line(e.value)
+    assert msg.startswith("stage classifier in ") and "seed 0 then, 1000 now" in msg
 
 
 @pytest.mark.slow
