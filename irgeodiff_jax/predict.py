@@ -2,8 +2,8 @@ r"""Ranked candidate structures for a user's own IR spectrum and molecular formu
 
     python -m irgeodiff_jax.predict --spectrum=FILE --formula=C4H6O --out=DIR [--workdir=W] \
         [--k=50] [--kind=absorbance|transmittance] [--oracle=none|xtb] \
-        [--sampler=ancestral|fast --steps=K --eta=0 --spacing=uniform|quadratic] [--seed=0] \
-        [--verbose]
+        [--sampler=ancestral|fast --steps=K --eta=0 --spacing=uniform|quadratic] [--guidance=1] \
+        [--seed=0] [--verbose]
 
 Reads FILE (two-column CSV/TXT, or JCAMP-DX ``.jdx``/``.dx``; ``chem/spectrum_files.py``), samples
 k geometries with the trained model of W (without ``--workdir``: the model shipped with the
@@ -49,6 +49,9 @@ def define_flags() -> None:
     flags.DEFINE_enum(
         "spacing", "uniform", list(sampler_lib.SPACINGS), "Fast sampler timestep grid."
     )
+    flags.DEFINE_float(
+        "guidance", 1.0, "Classifier-free guidance weight (1: none; needs condition dropout)."
+    )
     flags.DEFINE_integer("seed", 0, "Sampling seed.")
     flags.DEFINE_integer("workers", 1, "Oracle worker processes.")
     flags.DEFINE_float("timeout_s", 600.0, "Oracle time limit per candidate (s).")
@@ -71,7 +74,11 @@ def main(argv) -> None:
             kind=FLAGS.kind,
             oracle=FLAGS.oracle,
             settings=generate.SamplerSettings(
-                FLAGS.sampler, FLAGS.steps, FLAGS.eta, spacing=FLAGS.spacing
+                FLAGS.sampler,
+                FLAGS.steps,
+                FLAGS.eta,
+                guidance=FLAGS.guidance,
+                spacing=FLAGS.spacing,
             ),
             seed=FLAGS.seed,
             workers=FLAGS.workers,

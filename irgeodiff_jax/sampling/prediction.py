@@ -177,6 +177,7 @@ def predict(
         steps=settings.num_steps(runner.schedule),
         eta=settings.eta if settings.name == "fast" else None,
         spacing=settings.spacing if settings.name == "fast" else None,
+        guidance=settings.guidance,
         seed=seed,
         oracle=oracle,
         model=runner.fingerprint(),

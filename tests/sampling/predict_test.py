@@ -99,8 +99,8 @@ def test_predict_writes_ranked_candidates_and_plot(
     assert summary["formula"] == "CH4O" and summary["kind"] == (
         "absorbance" if kind else "transmittance"
     )
-    recorded = (summary["sampler"], summary["steps"], summary["eta"], summary["spacing"])
-    assert recorded == ("fast", 3, settings.eta, settings.spacing)
+    recorded = [summary[key] for key in ("sampler", "steps", "eta", "spacing", "guidance")]
+    assert recorded == ["fast", 3, settings.eta, settings.spacing, 1.0]
     rows = _read_csv(os.path.join(out, "candidates.csv"))
     assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
     counts = [int(r["count"]) for r in rows]
@@ -202,6 +202,11 @@ def test_cli_exit_status_and_message(trained_workdir, methanol, tmp_path):
             [f"--spectrum={methanol['csv']}", "--kind=absorbance", "--formula=CH4O"]
             + ["--sampler=fast", "--eta=2"],
             "eta must be in [0, 1], got 2.0",
+        ),
+        (  # the test model trained without condition dropout
+            [f"--spectrum={methanol['csv']}", "--kind=absorbance", "--formula=CH4O"]
+            + ["--guidance=2"],
+            "--guidance=2 needs a model trained with diffusion.condition_dropout > 0",
         ),
     ]:
         proc = run_cli("irgeodiff_jax.predict", *base, *extra)
