@@ -23,8 +23,7 @@ import sys
 from absl import flags
 
 from irgeodiff_jax.chem import spectrum_files
-from irgeodiff_jax.diffusion import sampler as sampler_lib
-from irgeodiff_jax.sampling import generate, prediction
+from irgeodiff_jax.sampling import prediction, sampler_flags
 from irgeodiff_jax.utils import cli
 
 FLAGS = flags.FLAGS
@@ -43,15 +42,7 @@ def define_flags() -> None:
         "kind", None, list(spectrum_files.KINDS), "What the file holds (needed for CSV/TXT)."
     )
     flags.DEFINE_enum("oracle", "none", ["none", "xtb"], "Rank by xTB oracle SIS.")
-    flags.DEFINE_enum("sampler", "ancestral", list(generate.SAMPLERS), "Reverse chain.")
-    flags.DEFINE_integer("steps", 50, "Steps of the fast sampler.")
-    flags.DEFINE_float("eta", 0.0, "Fast sampler stochasticity in [0, 1] (0: DDIM).")
-    flags.DEFINE_enum(
-        "spacing", "uniform", list(sampler_lib.SPACINGS), "Fast sampler timestep grid."
-    )
-    flags.DEFINE_float(
-        "guidance", 1.0, "Classifier-free guidance weight (1: none; needs condition dropout)."
-    )
+    sampler_flags.define()
     flags.DEFINE_integer("seed", 0, "Sampling seed.")
     flags.DEFINE_integer("workers", 1, "Oracle worker processes.")
     flags.DEFINE_float("timeout_s", 600.0, "Oracle time limit per candidate (s).")
@@ -73,13 +64,7 @@ def main(argv) -> None:
             k=FLAGS.k,
             kind=FLAGS.kind,
             oracle=FLAGS.oracle,
-            settings=generate.SamplerSettings(
-                FLAGS.sampler,
-                FLAGS.steps,
-                FLAGS.eta,
-                guidance=FLAGS.guidance,
-                spacing=FLAGS.spacing,
-            ),
+            settings=sampler_flags.settings(),
             seed=FLAGS.seed,
             workers=FLAGS.workers,
             timeout_s=FLAGS.timeout_s,

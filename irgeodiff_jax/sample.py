@@ -24,8 +24,7 @@ import json
 from absl import flags
 
 from irgeodiff_jax.data import sources
-from irgeodiff_jax.diffusion import sampler as sampler_lib
-from irgeodiff_jax.sampling import dataset, generate
+from irgeodiff_jax.sampling import dataset, generate, sampler_flags
 from irgeodiff_jax.utils import cli
 
 FLAGS = flags.FLAGS
@@ -40,15 +39,7 @@ def define_flags() -> None:
     flags.DEFINE_enum("split", "test", list(sources.SPLITS), "Dataset split to sample.")
     flags.DEFINE_integer("num_spectra", -1, "First M molecules of the split (<0: all).")
     flags.DEFINE_integer("samples_per_spectrum", 50, "Samples per spectrum (k).")
-    flags.DEFINE_enum("sampler", "ancestral", list(generate.SAMPLERS), "Reverse chain.")
-    flags.DEFINE_integer("steps", 50, "Steps of the fast sampler (ancestral: always T).")
-    flags.DEFINE_float("eta", 0.0, "Fast sampler stochasticity in [0, 1] (0: DDIM).")
-    flags.DEFINE_enum(
-        "spacing", "uniform", list(sampler_lib.SPACINGS), "Fast sampler timestep grid."
-    )
-    flags.DEFINE_float(
-        "guidance", 1.0, "Classifier-free guidance weight (1: none; needs condition dropout)."
-    )
+    sampler_flags.define()
     flags.DEFINE_list(
         "guidance_interval", ["0", "1"], "Normalised times lo,hi: guidance only at lo < t <= hi."
     )
@@ -85,14 +76,7 @@ def main(argv) -> None:
             split=FLAGS.split,
             num_spectra=FLAGS.num_spectra,
             samples_per_spectrum=FLAGS.samples_per_spectrum,
-            settings=generate.SamplerSettings(
-                FLAGS.sampler,
-                FLAGS.steps,
-                FLAGS.eta,
-                guidance=FLAGS.guidance,
-                guidance_interval=_interval(FLAGS.guidance_interval),
-                spacing=FLAGS.spacing,
-            ),
+            settings=sampler_flags.settings(guidance_interval=_interval(FLAGS.guidance_interval)),
             batch_size=FLAGS.batch_size,
             seed=FLAGS.seed,
             attention_spectra=FLAGS.attention_spectra,
