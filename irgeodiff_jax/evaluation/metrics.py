@@ -17,6 +17,10 @@ Averaging (S spectra, k samples each, S·k samples):
   (InChIKey of the sample, or of its largest fragment when disconnected).
   ``mol_acc_at_k[j]`` (j ≤ k): the same using only samples 0..j−1 (sample order as written by
   the sampler, so the curve is monotone in j). ``acc_top1``/``acc_top3`` = the curve at 1 and 3.
+  ``mol_acc_by_heavy_atoms`` (when the references' sizes are given): ``mol_acc`` over the spectra
+  whose reference has n heavy (non-hydrogen) atoms, ``{"n": {"spectra": count, "mol_acc": a}}``;
+  recovery falls steeply with size (the number of isomers of a formula grows with it), so a
+  split's accuracy depends on its mix of sizes.
 * Oracle (spectra chosen for it: ``oracle_spectra``; only stable samples are sent to xTB):
   ``identity_kept``: fraction of the stable oracle samples whose re-optimised geometry has the
   sample's InChIKey (oracle failures count as not kept). ``sis`` / ``sis_star``: mean over the
@@ -70,6 +74,23 @@ def accuracy_at_k(matches: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
     hit_prefix = np.logical_or.accumulate(matches, axis=1)  # [S, k]
     k = matches.shape[1]
     return {int(j): float(hit_prefix[:, j - 1].mean()) for j in sorted(set(ks)) if 1 <= j <= k}
+
+
+def accuracy_by_size(matches: np.ndarray, sizes: Sequence[int]) -> dict[str, dict]:
+    """``mol_acc`` per reference size: ``{str(n): {"spectra": count, "mol_acc": a}}``, n ascending.
+
+    Args:
+        matches: [S, k] bool (``match_matrix``).
+        sizes: S sizes (heavy-atom counts of the references), one per row of ``matches``.
+    """
+    sizes = np.asarray(sizes)
+    if sizes.shape != (matches.shape[0],):
+        raise ValueError(f"need one size per spectrum: {sizes.shape} for {matches.shape[0]}")
+    hit = matches.any(axis=1)
+    return {
+        str(n): {"spectra": int((sizes == n).sum()), "mol_acc": float(hit[sizes == n].mean())}
+        for n in sorted(set(sizes.tolist()))
+    }
 
 
 def counted_sis(r: Mapping, key: str = "sis") -> float | None:
@@ -191,12 +212,17 @@ def _oracle(per_spectrum: Sequence[Sequence[Mapping]]) -> dict:
     )
 
 
-def aggregate(per_spectrum: Sequence[Sequence[Mapping]], ks=DEFAULT_KS) -> dict:
+def aggregate(
+    per_spectrum: Sequence[Sequence[Mapping]],
+    ks=DEFAULT_KS,
+    heavy_atoms: Sequence[int] | None = None,
+) -> dict:
     """All metrics (see the module docstring) for S spectra's sample results.
 
     Args:
         per_spectrum: S lists of k result dicts, each sorted by ``sample_index``.
         ks: points of the accuracy curve (values above k are dropped).
+        heavy_atoms: S heavy-atom counts of the references (None: no ``mol_acc_by_heavy_atoms``).
 
     Returns:
         The ``metrics.json`` dict; oracle keys are present only if some sample went to the oracle.
@@ -204,6 +230,8 @@ def aggregate(per_spectrum: Sequence[Sequence[Mapping]], ks=DEFAULT_KS) -> dict:
     if not per_spectrum or any(len(rs) == 0 for rs in per_spectrum):
         raise ValueError("aggregate needs at least one spectrum, each with at least one sample")
     out = _structural(per_spectrum, ks)
+    if heavy_atoms is not None:
+        out["mol_acc_by_heavy_atoms"] = accuracy_by_size(match_matrix(per_spectrum), heavy_atoms)
     if any(r.get("oracle") == "xtb" for rs in per_spectrum for r in rs):
         out.update(_oracle(per_spectrum))
     return out

@@ -19,6 +19,7 @@ from irgeodiff_jax.evaluation.results import (
     PER_SAMPLE,
     EvaluationError,
     load_results,
+    reference_heavy_atoms,
     spectrum_index,
 )
 from irgeodiff_jax.sampling import samples_dir as sdir
@@ -38,9 +39,14 @@ def _complete_spectra(samples_dir, results, k) -> tuple[list[int], list[list[dic
     return ids, groups
 
 
-def _write_csv(path: str, ids, refs, groups) -> None:
+def _write_csv(path: str, ids, refs, heavy, groups) -> None:
     rows = [
-        dict(id=sid, reference_smiles=refs[sid], **metrics.spectrum_summary(rs))
+        dict(
+            id=sid,
+            reference_smiles=refs[sid],
+            heavy_atoms=heavy[sid],
+            **metrics.spectrum_summary(rs),
+        )
         for sid, rs in zip(ids, groups, strict=True)
     ]
     fields = list(dict.fromkeys(key for row in rows for key in row)) or ["id"]
@@ -114,8 +120,8 @@ def write_reports(samples_dir, out_dir, ks, fwhm_cm1=spectra.DEFAULT_FWHM_CM1, s
     ids, groups = _complete_spectra(samples_dir, results, k)
     if not groups:
         raise EvaluationError(f"no spectrum in {samples_dir} has all {k} samples scored")
-    refs = spectrum_index(samples_dir)
-    out = metrics.aggregate(groups, ks)
+    refs, heavy = spectrum_index(samples_dir), reference_heavy_atoms(samples_dir)
+    out = metrics.aggregate(groups, ks, heavy_atoms=[heavy[sid] for sid in ids])
     settings = manifest.get("extra", {})  # the sampler's settings beyond its kind and steps
     out.update(
         samples_dir=os.path.abspath(samples_dir),
@@ -128,7 +134,7 @@ def write_reports(samples_dir, out_dir, ks, fwhm_cm1=spectra.DEFAULT_FWHM_CM1, s
         split=manifest.get("split"),
     )
     atomic.write_json(os.path.join(out_dir, "metrics.json"), out)
-    _write_csv(os.path.join(out_dir, "per_spectrum.csv"), ids, refs, groups)
+    _write_csv(os.path.join(out_dir, "per_spectrum.csv"), ids, refs, heavy, groups)
     plots.spectra_overlay(
         os.path.join(out_dir, "spectra_overlay.png"),
         _overlay_panels(samples_dir, ids, groups, refs, fwhm_cm1, scale),
@@ -196,7 +202,8 @@ SUMMARY_ROWS = (
 
 
 def format_table(m: dict, rows=METRIC_ROWS, *, markdown: bool = False) -> str:
-    """The metrics of ``rows`` present in ``m``, then the accuracy-vs-k curve, one per line.
+    """The metrics of ``rows`` present in ``m``, then the accuracy-vs-k curve and the accuracy per
+    reference size (``mol_acc_by_heavy_atoms``, with each size's number of spectra), one per line.
 
     Plain text (default): ``label value`` aligned, floats to 4 decimals, a missing (None) value
     shown as None. ``markdown``: a two-column Markdown table, numbers to 3 decimals, rows whose
@@ -206,6 +213,9 @@ def format_table(m: dict, rows=METRIC_ROWS, *, markdown: bool = False) -> str:
     label_at_k = "mol acc @ k={}" if markdown else "mol_acc@{}"
     cells = [(label, m[key]) for key, label in rows if key in m]
     cells += [(label_at_k.format(j), v) for j, v in curve]
+    by_size = sorted((m.get("mol_acc_by_heavy_atoms") or {}).items(), key=lambda item: int(item[0]))
+    label_size = "mol acc, {} heavy atoms ({} spectra)" if markdown else "mol_acc {} heavy ({})"
+    cells += [(label_size.format(n, v["spectra"]), v["mol_acc"]) for n, v in by_size]
     if markdown:
         lines = ["| metric | value |", "|---|---|"]
         return "\n".join(lines + [f"| {label} | {v:.3f} |" for label, v in cells if v is not None])

@@ -42,13 +42,23 @@ def append_result(f, record: dict) -> None:
     os.fsync(f.fileno())
 
 
-def spectrum_index(samples_dir: str) -> dict[int, str]:
-    """id → reference SMILES for every completed spectrum, in directory order."""
+def _per_spectrum(samples_dir: str, value) -> dict:
+    """id → ``value(chunk, row)`` for every completed spectrum, in directory order."""
     manifest = sdir.read_manifest(samples_dir)
     out = {}
     for name in manifest["chunks"]:
         chunk = sdir.load_chunk(samples_dir, name)
-        out.update(
-            {int(i): str(s) for i, s in zip(chunk["ids"], chunk["reference_smiles"], strict=True)}
-        )
+        out.update({int(i): value(chunk, row) for row, i in enumerate(chunk["ids"])})
     return out
+
+
+def spectrum_index(samples_dir: str) -> dict[int, str]:
+    """id → reference SMILES for every completed spectrum, in directory order."""
+    return _per_spectrum(samples_dir, lambda chunk, row: str(chunk["reference_smiles"][row]))
+
+
+def reference_heavy_atoms(samples_dir: str) -> dict[int, int]:
+    """id → number of heavy (non-hydrogen) atoms of the reference, for every completed spectrum."""
+    return _per_spectrum(
+        samples_dir, lambda chunk, row: int((chunk["atomic_numbers"][row] > 1).sum())
+    )

@@ -62,6 +62,8 @@ def test_evaluate_without_oracle_and_incremental_rerun(tmp_path):
     with open(f"{out}/per_spectrum.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["id"] for r in rows] == ["101", "102"] and rows[1]["num_matched"] == "0"
+    assert [r["heavy_atoms"] for r in rows] == ["3", "3"]  # ethanol, dimethyl ether
+    assert m["mol_acc_by_heavy_atoms"] == {"3": {"spectra": 2, "mol_acc": 0.5}}
     assert rows[0]["first_match_index"] == "1"
 
 

@@ -153,3 +153,29 @@ def test_rerank_orders_by_counted_sis_and_improves_top1():
 def test_aggregate_rejects_empty_input():
     with pytest.raises(ValueError, match="at least one"):
         metrics.aggregate([])
+
+
+def test_accuracy_by_size_groups_spectra_by_reference_size():
+    matches = np.array([[0, 1], [0, 0], [1, 1], [0, 0], [0, 0]], dtype=bool)
+    got = metrics.accuracy_by_size(matches, [9, 9, 7, 9, 8])
+    assert list(got) == ["7", "8", "9"]  # ascending sizes, JSON-ready keys
+    assert got["7"] == {"spectra": 1, "mol_acc": 1.0}
+    assert got["8"] == {"spectra": 1, "mol_acc": 0.0}
+    assert got["9"]["spectra"] == 3 and got["9"]["mol_acc"] == pytest.approx(1 / 3)
+    # the counts add up to the split, and the size-weighted mean is the split's mol_acc
+    total = sum(v["spectra"] * v["mol_acc"] for v in got.values())
+    assert sum(v["spectra"] for v in got.values()) == 5 and total == pytest.approx(2)
+    with pytest.raises(ValueError, match="one size per spectrum"):
+        metrics.accuracy_by_size(matches, [9, 9])
+
+
+def test_aggregate_reports_accuracy_by_size_only_when_sizes_are_given():
+    exact, isomer = _score("exact"), _score("isomer")
+    per_spectrum = [[isomer, exact], [isomer, isomer]]
+    assert "mol_acc_by_heavy_atoms" not in metrics.aggregate(per_spectrum, ks=(1, 2))
+    m = metrics.aggregate(per_spectrum, ks=(1, 2), heavy_atoms=[3, 4])
+    assert m["mol_acc"] == 0.5
+    assert m["mol_acc_by_heavy_atoms"] == {
+        "3": {"spectra": 1, "mol_acc": 1.0},
+        "4": {"spectra": 1, "mol_acc": 0.0},
+    }

@@ -11,6 +11,10 @@ METRICS = {
     "reranked_top1": 0.5,
     "failure_reasons": {},  # not a table row
     "mol_acc_at_k": {"10": 0.25, "1": 0.0, "5": 0.125},
+    "mol_acc_by_heavy_atoms": {
+        "9": {"spectra": 1, "mol_acc": 0.0},
+        "8": {"spectra": 1, "mol_acc": 0.5},
+    },
 }
 
 
@@ -25,6 +29,8 @@ def test_plain_text_table():
         "mol_acc@1              0.0000",
         "mol_acc@5              0.1250",
         "mol_acc@10             0.2500",
+        "mol_acc 8 heavy (1)    0.5000",
+        "mol_acc 9 heavy (1)    0.0000",
     ]
 
 
@@ -39,4 +45,6 @@ def test_markdown_table_skips_missing_values():
         "| mol acc @ k=1 | 0.000 |",
         "| mol acc @ k=5 | 0.125 |",
         "| mol acc @ k=10 | 0.250 |",
+        "| mol acc, 8 heavy atoms (1 spectra) | 0.500 |",
+        "| mol acc, 9 heavy atoms (1 spectra) | 0.000 |",
     ]
