@@ -1,13 +1,14 @@
 r"""Sample k geometries per spectrum of a dataset split with a trained model.
 
     python -m irgeodiff_jax.sample [--workdir=W] --out=DIR --split=test [--num_spectra=M] \
-        --samples_per_spectrum=k [--sampler=ancestral|fast --steps=K] [--eta=0] \
+        [--heavy_atoms=n] --samples_per_spectrum=k [--sampler=ancestral|fast --steps=K] [--eta=0] \
         [--spacing=uniform|quadratic] [--guidance=1 --guidance_interval=0,1] [--batch_size=B] \
         [--seed=S] [--buckets=14,16,18,20,23] [--attention_spectra=A] [--verbose]
 
 Restores the EMA parameters of the training workdir W (without ``--workdir``: the model shipped
 with the package, ``irgeodiff_jax/pretrained/``, whose data settings name the embedded subset)
-and samples the first M molecules of the split, B spectra per jitted batch, one chunk per batch
+and samples the first M molecules of the split (``--heavy_atoms=n``: the first M of those with
+n non-hydrogen atoms), B spectra per jitted batch, one chunk per batch
 in DIR (``sampling/dataset.py``; the format is ``sampling/samples_dir.py``). Prints a JSON
 summary. Re-running the same command resumes: it skips the spectra of every completed chunk and
 writes the same arrays as an uninterrupted run. ``--buckets`` pads each batch only to the
@@ -38,6 +39,9 @@ def define_flags() -> None:
     flags.DEFINE_string("out", None, "Output samples directory (resumed if it exists).")
     flags.DEFINE_enum("split", "test", list(sources.SPLITS), "Dataset split to sample.")
     flags.DEFINE_integer("num_spectra", -1, "First M molecules of the split (<0: all).")
+    flags.DEFINE_integer(
+        "heavy_atoms", None, "Only molecules with this many non-hydrogen atoms (default: any)."
+    )
     flags.DEFINE_integer("samples_per_spectrum", 50, "Samples per spectrum (k).")
     sampler_flags.define()
     flags.DEFINE_list(
@@ -81,6 +85,7 @@ def main(argv) -> None:
             seed=FLAGS.seed,
             attention_spectra=FLAGS.attention_spectra,
             buckets=cli.int_list(FLAGS.buckets, "--buckets", "sample"),
+            heavy_atoms=FLAGS.heavy_atoms,
         )
     except dataset.INPUT_ERRORS as e:
         cli.exit_usage(f"sample: error: {e}")

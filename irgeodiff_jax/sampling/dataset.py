@@ -1,7 +1,8 @@
 """Sample k geometries per spectrum of a dataset split into a samples directory (resumable).
 
 ``run_sampling`` restores the EMA parameters of a training workdir (``sampling/runner.py``) and
-walks the first M molecules of the split in the source's order (no shuffling). Molecules are
+walks the first M molecules of the split in the source's order (no shuffling; with
+``heavy_atoms``, the first M of those with that many non-hydrogen atoms). Molecules are
 grouped into batches of B spectra of one size bucket (``config.data.buckets``, else
 ``max_atoms``); the last batch of a bucket is padded with copies of a real row that are dropped
 afterwards. Each batch runs ``sampling.generate`` (the sampling loop is one ``lax.scan`` under
@@ -12,8 +13,8 @@ first A spectra of the split).
 Resume: re-running into the same directory skips the spectra of every completed chunk. The PRNG
 key of sample j of spectrum i depends only on (seed, id_i, j), and a molecule's padded size only
 on its atom count, so a resumed run writes the same arrays as an uninterrupted one. Changing k,
-the sampler, its steps, eta, spacing, the seed or the checkpoint in a directory already written
-to is an error.
+the sampler, its steps, eta, spacing, the seed, the size filter or the checkpoint in a directory
+already written to is an error.
 """
 
 import os
@@ -26,7 +27,7 @@ from irgeodiff_jax.chem import spectra
 from irgeodiff_jax.data import features, sources
 from irgeodiff_jax.sampling import generate
 from irgeodiff_jax.sampling import samples_dir as sdir
-from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, plan_batches
+from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, plan_batches, split_indices
 from irgeodiff_jax.training import checkpointing
 from irgeodiff_jax.training import workdir as workdirs
 
@@ -101,6 +102,7 @@ def _check_extra(writer: sdir.SamplesWriter, extra: dict) -> None:
         "final_mode",
         "batch_size",
         "sizes",
+        "heavy_atoms",
     ):
         if key in old and old[key] != extra[key]:
             raise SampleError(
@@ -122,10 +124,12 @@ def run_sampling(
     attention_spectra: int = 0,
     buckets=None,
     runner: ModelRunner | None = None,
+    heavy_atoms: int | None = None,
 ) -> dict:
     """Samples (or resumes sampling) a split into ``out_dir``; returns a summary dict.
 
     ``buckets``: padded sizes to sample at (``ModelRunner``; None: the model config's).
+    ``heavy_atoms``: sample only molecules with this many non-hydrogen atoms (None: any).
 
     The summary has ``spectra_written``, ``chunks_written``, ``skipped`` (already complete),
     ``seconds`` (wall time of this call), ``sampling_seconds`` (time inside the jitted
@@ -149,6 +153,7 @@ def run_sampling(
         final_mode=settings.final_mode,
         batch_size=int(batch_size),
         sizes=list(runner.sizes),
+        heavy_atoms=heavy_atoms,
         checkpoint_stage=runner.bundle.stage,
         checkpoint_step=runner.bundle.step,
         source=repr(source),
@@ -166,14 +171,15 @@ def run_sampling(
     writer = sdir.SamplesWriter(out_dir, info)
     _check_extra(writer, extra)
     skipped = len(writer.completed_ids)
-    count = len(source) if num_spectra < 0 else min(num_spectra, len(source))
-    attention_ids = {int(source[i]["id"]) for i in range(min(attention_spectra, count))}
+    chosen = split_indices(source, num_spectra, heavy_atoms)
+    attention_ids = {int(source[i]["id"]) for i in chosen[: max(attention_spectra, 0)]}
     plan = plan_batches(
         source,
         runner,
         num_spectra=num_spectra,
         batch_size=batch_size,
         skip_ids=writer.completed_ids,
+        heavy_atoms=heavy_atoms,
     )
     logging.info("sample: %d batches to run (%d spectra already done)", len(plan), skipped)
     written, sampling_s, first_call_s, seen_shapes = 0, 0.0, 0.0, set()

@@ -110,20 +110,39 @@ class ModelRunner:
         return {name: np.asarray(value) for name, value in out.items()} | {"batch": batch}
 
 
-def plan_batches(source, runner: ModelRunner, *, num_spectra: int, batch_size: int, skip_ids):
+def split_indices(source, num_spectra: int, heavy_atoms: int | None = None) -> list[int]:
+    """Source indices to sample: the first ``num_spectra`` (all when < 0) in source order, of the
+    molecules with ``heavy_atoms`` non-hydrogen atoms when it is given (recovery depends
+    strongly on size, so a split's accuracy is easier to read one size at a time)."""
+    indices = range(len(source))
+    if heavy_atoms is not None:
+        indices = [i for i in indices if heavy_atom_count(source[i]) == heavy_atoms]
+    indices = list(indices)
+    return indices if num_spectra < 0 else indices[:num_spectra]
+
+
+def heavy_atom_count(example: dict) -> int:
+    """Non-hydrogen atoms of a prepared example."""
+    return int((np.asarray(example["atomic_numbers"]) > 1).sum())
+
+
+def plan_batches(
+    source, runner: ModelRunner, *, num_spectra: int, batch_size: int, skip_ids, heavy_atoms=None
+):
     """Batches of source indices still to sample, as ``(padded size N, [indices])``.
 
-    The first ``num_spectra`` molecules (all when < 0) in source order are cut into batches
-    of at most ``batch_size`` in size-bucket order (``size_batches``); molecules whose id is in
-    ``skip_ids`` are left out first. Since chunks are written in plan order, the completed
-    ones are a prefix of the plan and the remaining batches are the same as those of an
-    uninterrupted run.
+    The molecules of ``split_indices`` (the first ``num_spectra`` in source order, of size
+    ``heavy_atoms`` if given) are cut into batches of at most ``batch_size`` in size-bucket
+    order (``size_batches``); molecules whose id is in ``skip_ids`` are left out first. Since
+    chunks are written in plan order, the completed ones are a prefix of the plan and the
+    remaining batches are the same as those of an uninterrupted run.
     """
-    count = len(source) if num_spectra < 0 else min(num_spectra, len(source))
-    if count == 0:
-        raise SampleError(f"{source!r} has no molecules to sample")
+    chosen = split_indices(source, num_spectra, heavy_atoms)
+    if not chosen:
+        which = "" if heavy_atoms is None else f" with {heavy_atoms} heavy atoms"
+        raise SampleError(f"{source!r} has no molecules{which} to sample")
     skip = {int(i) for i in skip_ids}
-    todo = [i for i in range(count) if int(source[i]["id"]) not in skip]
+    todo = [i for i in chosen if int(source[i]["id"]) not in skip]
     num_atoms = np.asarray(source.num_atoms())[todo]
     plan = size_batches(num_atoms, runner.sizes, batch_size, lambda j: int(source[todo[j]]["id"]))
     return [(n, [todo[j] for j in local]) for n, local in plan]

@@ -14,7 +14,12 @@ import pytest
 from irgeodiff_jax.sampling import generate
 from irgeodiff_jax.sampling import samples_dir as sdir
 from irgeodiff_jax.sampling.dataset import run_sampling
-from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, plan_batches
+from irgeodiff_jax.sampling.runner import (
+    ModelRunner,
+    SampleError,
+    heavy_atom_count,
+    plan_batches,
+)
 from tests.helpers.cli import REPO, run_cli
 
 FAST = generate.SamplerSettings("fast", steps=3)
@@ -58,6 +63,8 @@ def test_resume_matches_uninterrupted_run(runner, trained_workdir, tmp_path):
     # Settings that would mix two runs in one directory are refused.
     with pytest.raises(SampleError, match="seed is 0 there but 1 now"):
         run_sampling(workdir, str(tmp_path / "resumed"), seed=1, num_spectra=5, **kw)
+    with pytest.raises(SampleError, match="heavy_atoms is None there but 9 now"):
+        run_sampling(workdir, str(tmp_path / "resumed"), heavy_atoms=9, num_spectra=5, **kw)
     with pytest.raises(sdir.SamplesFormatError, match="samples_per_spectrum"):
         run_sampling(
             workdir,
@@ -77,6 +84,20 @@ def test_plan_batches_groups_by_bucket_and_skips(runner, trained_workdir):
     first_ids = [int(source[i]["id"]) for i in plan[0][1]]
     rest = plan_batches(source, runner, num_spectra=5, batch_size=2, skip_ids=first_ids)
     assert rest == plan[1:]
+
+
+def test_plan_batches_of_one_molecule_size(runner):
+    from irgeodiff_jax.data import sources
+
+    source = sources.get_source(runner.bundle.config.data, "test")
+    heavy = [heavy_atom_count(source[i]) for i in range(len(source))]
+    assert len(set(heavy)) > 1  # the filter has something to leave out
+    n = max(set(heavy), key=heavy.count)
+    plan = plan_batches(source, runner, num_spectra=3, batch_size=2, skip_ids=(), heavy_atoms=n)
+    chosen = sorted(i for _, ix in plan for i in ix)
+    assert chosen == [i for i, h in enumerate(heavy) if h == n][:3]  # the first 3 of size n
+    with pytest.raises(SampleError, match="no molecules with 40 heavy atoms"):
+        plan_batches(source, runner, num_spectra=3, batch_size=2, skip_ids=(), heavy_atoms=40)
 
 
 def test_size_batches_fill_every_batch_but_the_last_across_buckets():
