@@ -2,7 +2,9 @@
 
     python -m benchmarks.memorize --workdir=/tmp/memorize
 
-Takes the first ``--num`` molecules of the embedded subset's training split, makes them the
+Takes the first ``--num`` molecules of the embedded subset's training split (with
+``--heavy_atoms=n``: the first with n heavy atoms, e.g. 9, the size of most QM9 test molecules),
+makes them the
 train, validation and test split of a private copy of the subset (same npz, new manifest), and
 runs the three real commands on it, each as its own process (every one resumes when the command
 is re-run): ``irgeodiff_jax.train`` (``--config``, default ``configs/cpu_small.py``, every stage
@@ -38,6 +40,9 @@ from irgeodiff_jax.utils import atomic
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/memorize", "output directory")
 _NUM = flags.DEFINE_integer("num", 64, "training molecules to memorise")
+_HEAVY = flags.DEFINE_integer(
+    "heavy_atoms", None, "only training molecules with this many heavy atoms (default: any size)"
+)
 _K = flags.DEFINE_integer("k", 10, "samples per spectrum")
 _CONFIG = flags.DEFINE_string("config", "configs/cpu_small.py", "training config file")
 _STEPS = flags.DEFINE_list(
@@ -59,15 +64,21 @@ _INTERVAL = flags.DEFINE_list(
 )
 
 
-def make_subset(out_dir: str, num: int) -> str:
-    """An embedded-format directory whose three splits are the first ``num`` training ids."""
+def make_subset(out_dir: str, num: int, heavy_atoms: int | None = None) -> str:
+    """An embedded-format directory whose three splits are the first ``num`` training ids
+    (of the molecules with ``heavy_atoms`` non-hydrogen atoms, if given)."""
     os.makedirs(out_dir, exist_ok=True)
     info = embedded.manifest(None)
-    ids = list(info["splits"]["train"])[:num]
+    ids, which = list(info["splits"]["train"]), "training molecules"
+    if heavy_atoms is not None:
+        heavy = {int(m.id): int((m.atomic_numbers > 1).sum()) for m in load_embedded(None)}
+        ids = [i for i in ids if heavy[int(i)] == heavy_atoms]
+        which = f"training molecules with {heavy_atoms} heavy atoms"
+    ids = ids[:num]
     if len(ids) < num:
-        raise app.UsageError(f"--num={num}: the training split has only {len(ids)} molecules")
+        raise app.UsageError(f"--num={num}: the split has only {len(ids)} {which}")
     info["splits"] = {"train": ids, "validation": ids, "test": ids}
-    info["split_note"] = f"memorisation subset: the first {num} training molecules in every split"
+    info["split_note"] = f"memorisation subset: the first {num} {which} in every split"
     src = os.path.join(embedded.embedded_dir(), embedded.NPZ_NAME)
     dst = os.path.join(out_dir, embedded.NPZ_NAME)
     if not os.path.exists(dst):  # a copy (1.3 MB), so the workdir outlives the source tree
@@ -121,7 +132,7 @@ def pipeline(work: str, config: str, overrides: list[str], num_spectra: int, k: 
 
 def main(argv):
     work = os.path.abspath(_WORKDIR.value)
-    subset = make_subset(os.path.join(work, "data"), _NUM.value)
+    subset = make_subset(os.path.join(work, "data"), _NUM.value, _HEAVY.value)
     # Padding fitted to the subset (``padding_flags``); trailing overrides may still change it.
     overrides = [f"--config.data.embedded_dir={subset}", *padding_flags(subset_atom_counts(subset))]
     overrides += budget_flags(_STEPS.value)
@@ -138,9 +149,9 @@ def main(argv):
         if m.get(key) is not None:
             print(f"| {key} | {m[key]:.3f} |")
     summary = {key: m.get(key) for key in (*keys, "train_s", "sample_s", "evaluate_s", "total_s")}
-    summary.update(num=_NUM.value, k=_K.value, eta=_ETA.value, guidance=_GUIDANCE.value,
-                   guidance_interval=_INTERVAL.value, recipe=_RECIPE.value,
-                   overrides=recipe_overrides)  # fmt: skip
+    summary.update(num=_NUM.value, heavy_atoms=_HEAVY.value, k=_K.value, eta=_ETA.value,
+                   guidance=_GUIDANCE.value, guidance_interval=_INTERVAL.value,
+                   recipe=_RECIPE.value, overrides=recipe_overrides)  # fmt: skip
     print(json.dumps(summary))
 
 

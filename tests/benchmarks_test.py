@@ -24,7 +24,7 @@ from benchmarks import (
     train_step,
 )
 from configs import cpu_small
-from irgeodiff_jax.data.embedded_subset import NPZ_NAME
+from irgeodiff_jax.data.embedded_subset import NPZ_NAME, load_embedded
 from irgeodiff_jax.models import egnn
 from irgeodiff_jax.training import optim
 
@@ -128,6 +128,16 @@ def test_memorize_subset_uses_the_same_molecules_in_every_split(tmp_path):
     assert len(counts) == 8 and all(5 <= c <= 29 for c in counts)
     with pytest.raises(app.UsageError, match="three budgets"):
         recipes.budget_flags(["1", "2"])
+
+
+def test_memorize_subset_of_one_molecule_size(tmp_path):
+    out = memorize.make_subset(str(tmp_path / "subset"), 8, heavy_atoms=9)
+    with open(f"{out}/manifest.json") as f:
+        ids = json.load(f)["splits"]["train"]
+    molecules = {int(m.id): m for m in load_embedded(out)}
+    assert len(ids) == 8 and all((molecules[i].atomic_numbers > 1).sum() == 9 for i in ids)
+    with pytest.raises(app.UsageError, match="with 30 heavy atoms"):
+        memorize.make_subset(str(tmp_path / "none"), 1, heavy_atoms=30)
 
 
 def test_memorize_pads_only_as_far_as_the_subset_needs():
