@@ -88,7 +88,9 @@ RECIPES = {
     # Memorisation run v27, the ``memorize`` default and, since 2026-12-07, ``cpu_small``'s
     # (chosen on the validation split for the shipped model): ``tolerant_decoder`` without
     # condition dropout (the config's 0), for sampling without guidance (on v25's and v26's
-    # models, weights 1.5-3 gave no more valid samples than none, at two denoiser calls a step).
+    # models, weights 1.5-3 gave no more valid samples than none, at two denoiser calls a step;
+    # on held-out validation spectra weights 2-3 cost 5-11 points of validity and bought no
+    # graph similarity or identity: the README's guidance row).
     "tolerant_decoder_unguided": (
         TOLERANT_DECODER,
         (*FROZEN_AE_COSINE_2E3, SELF_CONDITION),
