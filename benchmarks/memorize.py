@@ -35,6 +35,7 @@ from absl import app, flags
 
 from benchmarks.recipes import RECIPES, budget_flags, recipe_flags, run
 from data_pipeline import embedded
+from irgeodiff_jax.chem.elements import heavy_atom_count
 from irgeodiff_jax.data.embedded_subset import load_embedded
 from irgeodiff_jax.utils import atomic
 
@@ -71,7 +72,7 @@ def make_subset(out_dir: str, num: int, heavy_atoms: int | None = None) -> str:
     info = embedded.manifest(None)
     ids, which = list(info["splits"]["train"]), "training molecules"
     if heavy_atoms is not None:
-        heavy = {int(m.id): int((m.atomic_numbers > 1).sum()) for m in load_embedded(None)}
+        heavy = {int(m.id): heavy_atom_count(m.atomic_numbers) for m in load_embedded(None)}
         ids = [i for i in ids if heavy[int(i)] == heavy_atoms]
         which = f"training molecules with {heavy_atoms} heavy atoms"
     ids = ids[:num]

@@ -72,6 +72,11 @@ def masses_amu(atomic_numbers) -> np.ndarray:
     return np.array([table.GetAtomicWeight(int(z)) for z in atomic_numbers], dtype=np.float64)
 
 
+def heavy_atom_count(atomic_numbers) -> int:
+    """Non-hydrogen atoms among ``atomic_numbers`` (0 marks padding and is not counted)."""
+    return int((np.asarray(atomic_numbers) > 1).sum())
+
+
 def check_supported(atomic_numbers, allowed=SUPPORTED_ELEMENTS) -> None:
     """Raise ``UnknownElementError`` naming the first atomic number not in ``allowed``."""
     for z in np.asarray(atomic_numbers).ravel():

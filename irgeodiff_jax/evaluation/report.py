@@ -203,7 +203,7 @@ SUMMARY_ROWS = (
 
 def format_table(m: dict, rows=METRIC_ROWS, *, markdown: bool = False) -> str:
     """The metrics of ``rows`` present in ``m``, then the accuracy-vs-k curve and the accuracy per
-    reference size (``mol_acc_by_heavy_atoms``, with each size's number of spectra), one per line.
+    reference size (``mol_acc_by_heavy_atoms``, with its number of spectra n), one per line.
 
     Plain text (default): ``label value`` aligned, floats to 4 decimals, a missing (None) value
     shown as None. ``markdown``: a two-column Markdown table, numbers to 3 decimals, rows whose
@@ -214,7 +214,7 @@ def format_table(m: dict, rows=METRIC_ROWS, *, markdown: bool = False) -> str:
     cells = [(label, m[key]) for key, label in rows if key in m]
     cells += [(label_at_k.format(j), v) for j, v in curve]
     by_size = sorted((m.get("mol_acc_by_heavy_atoms") or {}).items(), key=lambda item: int(item[0]))
-    label_size = "mol acc, {} heavy atoms ({} spectra)" if markdown else "mol_acc {} heavy ({})"
+    label_size = "mol acc, {} heavy atoms (n = {})" if markdown else "mol_acc {} heavy ({})"
     cells += [(label_size.format(n, v["spectra"]), v["mol_acc"]) for n, v in by_size]
     if markdown:
         lines = ["| metric | value |", "|---|---|"]

@@ -8,6 +8,7 @@ earlier one, so re-scoring (e.g. with the oracle) only appends.
 import json
 import os
 
+from irgeodiff_jax.chem import elements
 from irgeodiff_jax.sampling import samples_dir as sdir
 
 PER_SAMPLE = "per_sample.jsonl"
@@ -60,5 +61,5 @@ def spectrum_index(samples_dir: str) -> dict[int, str]:
 def reference_heavy_atoms(samples_dir: str) -> dict[int, int]:
     """id → number of heavy (non-hydrogen) atoms of the reference, for every completed spectrum."""
     return _per_spectrum(
-        samples_dir, lambda chunk, row: int((chunk["atomic_numbers"][row] > 1).sum())
+        samples_dir, lambda chunk, row: elements.heavy_atom_count(chunk["atomic_numbers"][row])
     )

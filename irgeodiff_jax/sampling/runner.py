@@ -15,6 +15,7 @@ import os
 import jax
 import numpy as np
 
+from irgeodiff_jax.chem import elements
 from irgeodiff_jax.data import features, input_pipeline
 from irgeodiff_jax.data.settings import DataSettings, bucket_sizes
 from irgeodiff_jax.diffusion import schedules
@@ -116,14 +117,13 @@ def split_indices(source, num_spectra: int, heavy_atoms: int | None = None) -> l
     strongly on size, so a split's accuracy is easier to read one size at a time)."""
     indices = range(len(source))
     if heavy_atoms is not None:
-        indices = [i for i in indices if heavy_atom_count(source[i]) == heavy_atoms]
+        indices = [
+            i
+            for i in indices
+            if elements.heavy_atom_count(source[i]["atomic_numbers"]) == heavy_atoms
+        ]
     indices = list(indices)
     return indices if num_spectra < 0 else indices[:num_spectra]
-
-
-def heavy_atom_count(example: dict) -> int:
-    """Non-hydrogen atoms of a prepared example."""
-    return int((np.asarray(example["atomic_numbers"]) > 1).sum())
 
 
 def plan_batches(

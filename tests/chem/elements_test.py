@@ -25,3 +25,8 @@ def test_type_index_and_unsupported():
 
 def test_masses():
     np.testing.assert_allclose(elements.masses_amu([1, 6, 8]), [1.008, 12.011, 15.999], atol=1e-3)
+
+
+def test_heavy_atom_count_skips_hydrogen_and_padding():
+    assert elements.heavy_atom_count([6, 6, 8, 1, 1, 1, 1, 1, 1, 0, 0]) == 3  # ethanol, padded
+    assert elements.heavy_atom_count(np.array([1, 1])) == 0

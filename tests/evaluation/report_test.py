@@ -45,6 +45,6 @@ def test_markdown_table_skips_missing_values():
         "| mol acc @ k=1 | 0.000 |",
         "| mol acc @ k=5 | 0.125 |",
         "| mol acc @ k=10 | 0.250 |",
-        "| mol acc, 8 heavy atoms (1 spectra) | 0.500 |",
-        "| mol acc, 9 heavy atoms (1 spectra) | 0.000 |",
+        "| mol acc, 8 heavy atoms (n = 1) | 0.500 |",
+        "| mol acc, 9 heavy atoms (n = 1) | 0.000 |",
     ]

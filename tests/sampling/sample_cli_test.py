@@ -11,15 +11,11 @@ import time
 import numpy as np
 import pytest
 
+from irgeodiff_jax.chem.elements import heavy_atom_count
 from irgeodiff_jax.sampling import generate
 from irgeodiff_jax.sampling import samples_dir as sdir
 from irgeodiff_jax.sampling.dataset import run_sampling
-from irgeodiff_jax.sampling.runner import (
-    ModelRunner,
-    SampleError,
-    heavy_atom_count,
-    plan_batches,
-)
+from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, plan_batches
 from tests.helpers.cli import REPO, run_cli
 
 FAST = generate.SamplerSettings("fast", steps=3)
@@ -90,7 +86,7 @@ def test_plan_batches_of_one_molecule_size(runner):
     from irgeodiff_jax.data import sources
 
     source = sources.get_source(runner.bundle.config.data, "test")
-    heavy = [heavy_atom_count(source[i]) for i in range(len(source))]
+    heavy = [heavy_atom_count(source[i]["atomic_numbers"]) for i in range(len(source))]
     assert len(set(heavy)) > 1  # the filter has something to leave out
     n = max(set(heavy), key=heavy.count)
     plan = plan_batches(source, runner, num_spectra=3, batch_size=2, skip_ids=(), heavy_atoms=n)
