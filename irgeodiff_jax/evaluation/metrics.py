@@ -151,7 +151,7 @@ def spectrum_summary(records: Sequence[Mapping]) -> dict:
     return row
 
 
-def _structural(per_spectrum: Sequence[Sequence[Mapping]], ks: Sequence[int]) -> dict:
+def _structural(per_spectrum: Sequence[Sequence[Mapping]], ks: Sequence[int], heavy_atoms) -> dict:
     samples = [r for rs in per_spectrum for r in rs]
     k = max(len(rs) for rs in per_spectrum)
     stable_sims = [
@@ -164,7 +164,7 @@ def _structural(per_spectrum: Sequence[Sequence[Mapping]], ks: Sequence[int]) ->
     matches = match_matrix(per_spectrum)
     curve = accuracy_at_k(matches, tuple(ks) + (1, 3, k))
     reasons = Counter((r.get("reason") or "")[:80] for r in samples if not _ok(r))
-    return dict(
+    out = dict(
         num_spectra=len(per_spectrum),
         samples_per_spectrum=k,
         num_samples=len(samples),
@@ -182,6 +182,9 @@ def _structural(per_spectrum: Sequence[Sequence[Mapping]], ks: Sequence[int]) ->
         acc_top1=curve.get(1),
         acc_top3=curve.get(3),
     )
+    if heavy_atoms is not None:
+        out["mol_acc_by_heavy_atoms"] = accuracy_by_size(matches, heavy_atoms)
+    return out
 
 
 def _oracle(per_spectrum: Sequence[Sequence[Mapping]]) -> dict:
@@ -229,9 +232,7 @@ def aggregate(
     """
     if not per_spectrum or any(len(rs) == 0 for rs in per_spectrum):
         raise ValueError("aggregate needs at least one spectrum, each with at least one sample")
-    out = _structural(per_spectrum, ks)
-    if heavy_atoms is not None:
-        out["mol_acc_by_heavy_atoms"] = accuracy_by_size(match_matrix(per_spectrum), heavy_atoms)
+    out = _structural(per_spectrum, ks, heavy_atoms)
     if any(r.get("oracle") == "xtb" for rs in per_spectrum for r in rs):
         out.update(_oracle(per_spectrum))
     return out

@@ -19,8 +19,7 @@ from irgeodiff_jax.evaluation.results import (
     PER_SAMPLE,
     EvaluationError,
     load_results,
-    reference_heavy_atoms,
-    spectrum_index,
+    reference_index,
 )
 from irgeodiff_jax.sampling import samples_dir as sdir
 from irgeodiff_jax.utils import atomic
@@ -29,9 +28,9 @@ MAX_OVERLAY_PANELS = 4
 MAX_ATTENTION_PLOTS = 4
 
 
-def _complete_spectra(samples_dir, results, k) -> tuple[list[int], list[list[dict]]]:
+def _complete_spectra(index, results, k) -> tuple[list[int], list[list[dict]]]:
     ids, groups = [], []
-    for sid in spectrum_index(samples_dir):
+    for sid in index:
         rs = [results.get((sid, j)) for j in range(k)]
         if all(r is not None for r in rs):
             ids.append(sid)
@@ -117,10 +116,12 @@ def write_reports(samples_dir, out_dir, ks, fwhm_cm1=spectra.DEFAULT_FWHM_CM1, s
     manifest = sdir.read_manifest(samples_dir)
     k = int(manifest["samples_per_spectrum"])
     results = load_results(os.path.join(out_dir, PER_SAMPLE))
-    ids, groups = _complete_spectra(samples_dir, results, k)
+    index = reference_index(samples_dir)
+    ids, groups = _complete_spectra(index, results, k)
     if not groups:
         raise EvaluationError(f"no spectrum in {samples_dir} has all {k} samples scored")
-    refs, heavy = spectrum_index(samples_dir), reference_heavy_atoms(samples_dir)
+    refs = {sid: smiles for sid, (smiles, _) in index.items()}
+    heavy = {sid: n for sid, (_, n) in index.items()}
     out = metrics.aggregate(groups, ks, heavy_atoms=[heavy[sid] for sid in ids])
     settings = manifest.get("extra", {})  # the sampler's settings beyond its kind and steps
     out.update(

@@ -43,23 +43,19 @@ def append_result(f, record: dict) -> None:
     os.fsync(f.fileno())
 
 
-def _per_spectrum(samples_dir: str, value) -> dict:
-    """id → ``value(chunk, row)`` for every completed spectrum, in directory order."""
+def reference_index(samples_dir: str) -> dict[int, tuple[str, int]]:
+    """id → (reference SMILES, heavy atoms of the reference) for every completed spectrum, in
+    directory order; each chunk is read once."""
     manifest = sdir.read_manifest(samples_dir)
     out = {}
     for name in manifest["chunks"]:
         chunk = sdir.load_chunk(samples_dir, name)
-        out.update({int(i): value(chunk, row) for row, i in enumerate(chunk["ids"])})
+        for row, sid in enumerate(chunk["ids"]):
+            heavy = elements.heavy_atom_count(chunk["atomic_numbers"][row])
+            out[int(sid)] = (str(chunk["reference_smiles"][row]), heavy)
     return out
 
 
 def spectrum_index(samples_dir: str) -> dict[int, str]:
     """id → reference SMILES for every completed spectrum, in directory order."""
-    return _per_spectrum(samples_dir, lambda chunk, row: str(chunk["reference_smiles"][row]))
-
-
-def reference_heavy_atoms(samples_dir: str) -> dict[int, int]:
-    """id → number of heavy (non-hydrogen) atoms of the reference, for every completed spectrum."""
-    return _per_spectrum(
-        samples_dir, lambda chunk, row: elements.heavy_atom_count(chunk["atomic_numbers"][row])
-    )
+    return {sid: smiles for sid, (smiles, _) in reference_index(samples_dir).items()}

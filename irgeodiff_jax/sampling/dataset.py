@@ -144,6 +144,7 @@ def run_sampling(
     runner = runner or ModelRunner(workdir, buckets)
     runner.check(settings)
     source = sources.get_source(runner.bundle.config.data, split)
+    chosen = split_indices(source, num_spectra, heavy_atoms)  # nothing to sample: no directory
     extra = dict(
         seed=int(seed),
         eta=float(settings.eta),
@@ -171,15 +172,9 @@ def run_sampling(
     writer = sdir.SamplesWriter(out_dir, info)
     _check_extra(writer, extra)
     skipped = len(writer.completed_ids)
-    chosen = split_indices(source, num_spectra, heavy_atoms)
     attention_ids = {int(source[i]["id"]) for i in chosen[: max(attention_spectra, 0)]}
     plan = plan_batches(
-        source,
-        runner,
-        num_spectra=num_spectra,
-        batch_size=batch_size,
-        skip_ids=writer.completed_ids,
-        heavy_atoms=heavy_atoms,
+        source, runner, indices=chosen, batch_size=batch_size, skip_ids=writer.completed_ids
     )
     logging.info("sample: %d batches to run (%d spectra already done)", len(plan), skipped)
     written, sampling_s, first_call_s, seen_shapes = 0, 0.0, 0.0, set()

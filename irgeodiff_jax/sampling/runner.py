@@ -114,7 +114,8 @@ class ModelRunner:
 def split_indices(source, num_spectra: int, heavy_atoms: int | None = None) -> list[int]:
     """Source indices to sample: the first ``num_spectra`` (all when < 0) in source order, of the
     molecules with ``heavy_atoms`` non-hydrogen atoms when it is given (recovery depends
-    strongly on size, so a split's accuracy is easier to read one size at a time)."""
+    strongly on size, so a split's accuracy is easier to read one size at a time). None is a
+    ``SampleError``."""
     indices = range(len(source))
     if heavy_atoms is not None:
         indices = [
@@ -122,27 +123,24 @@ def split_indices(source, num_spectra: int, heavy_atoms: int | None = None) -> l
             for i in indices
             if elements.heavy_atom_count(source[i]["atomic_numbers"]) == heavy_atoms
         ]
-    indices = list(indices)
-    return indices if num_spectra < 0 else indices[:num_spectra]
-
-
-def plan_batches(
-    source, runner: ModelRunner, *, num_spectra: int, batch_size: int, skip_ids, heavy_atoms=None
-):
-    """Batches of source indices still to sample, as ``(padded size N, [indices])``.
-
-    The molecules of ``split_indices`` (the first ``num_spectra`` in source order, of size
-    ``heavy_atoms`` if given) are cut into batches of at most ``batch_size`` in size-bucket
-    order (``size_batches``); molecules whose id is in ``skip_ids`` are left out first. Since
-    chunks are written in plan order, the completed ones are a prefix of the plan and the
-    remaining batches are the same as those of an uninterrupted run.
-    """
-    chosen = split_indices(source, num_spectra, heavy_atoms)
-    if not chosen:
+    indices = list(indices) if num_spectra < 0 else list(indices)[:num_spectra]
+    if not indices:
         which = "" if heavy_atoms is None else f" with {heavy_atoms} heavy atoms"
         raise SampleError(f"{source!r} has no molecules{which} to sample")
+    return indices
+
+
+def plan_batches(source, runner: ModelRunner, *, indices, batch_size: int, skip_ids):
+    """Batches of source indices still to sample, as ``(padded size N, [indices])``.
+
+    The molecules at ``indices`` (``split_indices``) are cut into batches of at most
+    ``batch_size`` in size-bucket order (``size_batches``); molecules whose id is in
+    ``skip_ids`` are left out first. Since chunks are written in plan order, the completed ones
+    are a prefix of the plan and the remaining batches are the same as those of an
+    uninterrupted run.
+    """
     skip = {int(i) for i in skip_ids}
-    todo = [i for i in chosen if int(source[i]["id"]) not in skip]
+    todo = [i for i in indices if int(source[i]["id"]) not in skip]
     num_atoms = np.asarray(source.num_atoms())[todo]
     plan = size_batches(num_atoms, runner.sizes, batch_size, lambda j: int(source[todo[j]]["id"]))
     return [(n, [todo[j] for j in local]) for n, local in plan]

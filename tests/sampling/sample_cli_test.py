@@ -15,7 +15,7 @@ from irgeodiff_jax.chem.elements import heavy_atom_count
 from irgeodiff_jax.sampling import generate
 from irgeodiff_jax.sampling import samples_dir as sdir
 from irgeodiff_jax.sampling.dataset import run_sampling
-from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, plan_batches
+from irgeodiff_jax.sampling.runner import ModelRunner, SampleError, plan_batches, split_indices
 from tests.helpers.cli import REPO, run_cli
 
 FAST = generate.SamplerSettings("fast", steps=3)
@@ -74,11 +74,12 @@ def test_plan_batches_groups_by_bucket_and_skips(runner, trained_workdir):
     from irgeodiff_jax.data import sources
 
     source = sources.get_source(runner.bundle.config.data, "test")
-    plan = plan_batches(source, runner, num_spectra=5, batch_size=2, skip_ids=())
+    first5 = split_indices(source, 5)
+    plan = plan_batches(source, runner, indices=first5, batch_size=2, skip_ids=())
     assert [len(ix) for _, ix in plan] == [2, 2, 1]
     assert sorted(i for _, ix in plan for i in ix) == list(range(5))
     first_ids = [int(source[i]["id"]) for i in plan[0][1]]
-    rest = plan_batches(source, runner, num_spectra=5, batch_size=2, skip_ids=first_ids)
+    rest = plan_batches(source, runner, indices=first5, batch_size=2, skip_ids=first_ids)
     assert rest == plan[1:]
 
 
@@ -89,11 +90,12 @@ def test_plan_batches_of_one_molecule_size(runner):
     heavy = [heavy_atom_count(source[i]["atomic_numbers"]) for i in range(len(source))]
     assert len(set(heavy)) > 1  # the filter has something to leave out
     n = max(set(heavy), key=heavy.count)
-    plan = plan_batches(source, runner, num_spectra=3, batch_size=2, skip_ids=(), heavy_atoms=n)
+    first3 = split_indices(source, 3, heavy_atoms=n)
+    plan = plan_batches(source, runner, indices=first3, batch_size=2, skip_ids=())
     chosen = sorted(i for _, ix in plan for i in ix)
     assert chosen == [i for i, h in enumerate(heavy) if h == n][:3]  # the first 3 of size n
     with pytest.raises(SampleError, match="no molecules with 40 heavy atoms"):
-        plan_batches(source, runner, num_spectra=3, batch_size=2, skip_ids=(), heavy_atoms=40)
+        split_indices(source, 3, heavy_atoms=40)
 
 
 def test_size_batches_fill_every_batch_but_the_last_across_buckets():
@@ -122,7 +124,7 @@ def test_buckets_pad_each_batch_to_its_smallest_size(trained_workdir, tmp_path):
     assert small.sizes == (14, 18, small.data.max_atoms)
     source = sources.get_source(small.bundle.config.data, "test")
     atoms = np.asarray(source.num_atoms())[:8]
-    plan = plan_batches(source, small, num_spectra=8, batch_size=2, skip_ids=())
+    plan = plan_batches(source, small, indices=split_indices(source, 8), batch_size=2, skip_ids=())
     for n, indices in plan:  # the smallest size that holds every molecule of the batch
         assert all(atoms[i] <= n for i in indices)
         assert n == min(s for s in small.sizes if s >= atoms[indices].max())
